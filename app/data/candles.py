@@ -1,0 +1,111 @@
+"""Candle storage: idempotent inserts and time-indexed reads of the `candles` table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from app.core.db import get_engine
+from app.tables.candles import Candle
+
+OHLCV = ["open", "high", "low", "close", "volume"]
+TIMEFRAME_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "4h": 14_400_000}
+_CHUNK = 5_000
+
+
+def timeframe_ms(timeframe: str) -> int:
+    try:
+        return TIMEFRAME_MS[timeframe]
+    except KeyError:
+        raise ValueError(f"unknown timeframe {timeframe!r}; known: {', '.join(TIMEFRAME_MS)}") from None
+
+
+def store_candles(
+    symbol: str, frame: pd.DataFrame, source: str, timeframe: str = "1m", engine: Engine | None = None
+) -> int:
+    """Insert validated candles (`ts` int ms + OHLCV columns); rows already stored are left as they are.
+
+    Returns the number of rows actually added, so re-ingesting the same candles reports 0.
+    """
+    if frame.empty:
+        return 0
+    engine = engine or get_engine()
+    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    rows = [
+        {"symbol": symbol, "timeframe": timeframe, "ts": int(ts), "source": source,
+         **{c: float(v) for c, v in zip(OHLCV, values, strict=True)}}
+        for ts, *values in frame[["ts", *OHLCV]].itertuples(index=False, name=None)
+    ]
+    added = 0
+    with engine.begin() as conn:
+        for start in range(0, len(rows), _CHUNK):
+            stmt = (
+                insert(Candle)
+                .values(rows[start : start + _CHUNK])
+                .on_conflict_do_nothing()
+                .returning(Candle.ts)
+            )
+            added += len(conn.execute(stmt).all())
+    return added
+
+
+def load_candles(
+    symbol: str,
+    timeframe: str = "1m",
+    *,
+    start_ts: int | None = None,
+    end_ts: int | None = None,
+    limit: int | None = None,
+    engine: Engine | None = None,
+) -> pd.DataFrame:
+    """Stored candles in [start_ts, end_ts] (ms), oldest first; with `limit`, the newest `limit` of them.
+
+    The frame is indexed by a UTC DatetimeIndex named `ts` and has float OHLCV columns.
+    """
+    stmt = select(Candle.ts, Candle.open, Candle.high, Candle.low, Candle.close, Candle.volume).where(
+        Candle.symbol == symbol, Candle.timeframe == timeframe
+    )
+    if start_ts is not None:
+        stmt = stmt.where(Candle.ts >= start_ts)
+    if end_ts is not None:
+        stmt = stmt.where(Candle.ts <= end_ts)
+    if limit is not None:
+        stmt = stmt.order_by(Candle.ts.desc()).limit(limit)
+    else:
+        stmt = stmt.order_by(Candle.ts)
+    with (engine or get_engine()).connect() as conn:
+        rows = conn.execute(stmt).all()
+    frame = pd.DataFrame(rows, columns=["ts", *OHLCV])
+    if limit is not None:
+        frame = frame.iloc[::-1]
+    return candles_frame(frame)
+
+
+def candles_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Turn rows with an int-ms `ts` column into the canonical UTC-indexed float OHLCV frame."""
+    index = pd.DatetimeIndex(
+        pd.to_datetime(frame["ts"].astype("int64"), unit="ms", utc=True), name="ts"
+    ).as_unit("ms")
+    return pd.DataFrame({c: frame[c].astype("float64").to_numpy() for c in OHLCV}, index=index)
+
+
+def index_ms(index: pd.DatetimeIndex) -> np.ndarray:
+    """Candle times as int64 UTC milliseconds, whatever the index's resolution."""
+    return index.as_unit("ms").asi8
+
+
+def last_candle_ts(symbol: str, timeframe: str = "1m", engine: Engine | None = None) -> int | None:
+    stmt = select(func.max(Candle.ts)).where(Candle.symbol == symbol, Candle.timeframe == timeframe)
+    with (engine or get_engine()).connect() as conn:
+        return conn.execute(stmt).scalar()
+
+
+def count_candles(symbol: str | None = None, timeframe: str = "1m", engine: Engine | None = None) -> int:
+    stmt = select(func.count()).select_from(Candle).where(Candle.timeframe == timeframe)
+    if symbol is not None:
+        stmt = stmt.where(Candle.symbol == symbol)
+    with (engine or get_engine()).connect() as conn:
+        return int(conn.execute(stmt).scalar() or 0)

@@ -1,0 +1,23 @@
+import pandas as pd
+
+from app.data.candles import count_candles, index_ms, last_candle_ts, load_candles, store_candles
+
+
+def _frame(start_ms: int, n: int) -> pd.DataFrame:
+    ts = [start_ms + i * 60_000 for i in range(n)]
+    return pd.DataFrame({"ts": ts, "open": 10.0, "high": 11.0, "low": 9.0, "close": 10.5, "volume": 1.0})
+
+
+def test_storing_the_same_candles_twice_adds_nothing_the_second_time():
+    assert store_candles("BTC-USDT", _frame(1_700_000_040_000, 10), "csv") == 10
+    assert store_candles("BTC-USDT", _frame(1_700_000_040_000, 12), "csv") == 2
+    assert count_candles("BTC-USDT") == 12
+
+
+def test_load_returns_utc_index_oldest_first_and_limit_takes_the_newest():
+    store_candles("ETH-USDT", _frame(1_700_000_040_000, 5), "csv")
+    frame = load_candles("ETH-USDT", limit=2)
+    assert list(index_ms(frame.index)) == [1_700_000_220_000, 1_700_000_280_000]
+    assert str(frame.index.tz) == "UTC"
+    assert last_candle_ts("ETH-USDT") == 1_700_000_280_000
+    assert last_candle_ts("XRP-USDT") is None
