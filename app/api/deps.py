@@ -1,0 +1,81 @@
+"""Annotated dependencies for routes: a database session and the two API-key levels.
+
+Keys travel as `Authorization: Bearer <key>` or `X-API-Key: <key>` (DESIGN section 1). Both schemes are
+declared, so the OpenAPI page at /docs offers an Authorize button for either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Security, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from app.core.db import session_scope
+from app.services import keys
+
+
+def get_session() -> Iterator[Session]:
+    """One session per request; it commits when the route returns, before the answer is sent."""
+    with session_scope() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="BearerKey",
+    description="An mlpipe API key sent as `Authorization: Bearer <key>`.",
+)
+_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="ApiKeyHeader",
+    description="An mlpipe API key sent as `X-API-Key: <key>`.",
+)
+
+HOW_TO_SEND = (
+    "send an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>' "
+    "(make one with `mlpipe keys create --role predict`)"
+)
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=message, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _caller_role(
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    header_key: Annotated[str | None, Security(_header)],
+) -> str:
+    key = header_key or (bearer.credentials if bearer is not None else None)
+    if not key:
+        raise _unauthorized(f"missing API key: {HOW_TO_SEND}")
+    role = keys.cached_role(key) or await run_in_threadpool(keys.verify, key)
+    if role is None:
+        raise _unauthorized(f"invalid or revoked API key: check it, or {HOW_TO_SEND}")
+    return role
+
+
+async def require_predict(role: Annotated[str, Depends(_caller_role)]) -> str:
+    """Predictions and reads: a predict or an operator key."""
+    return role
+
+
+async def require_operator(role: Annotated[str, Depends(_caller_role)]) -> str:
+    """Anything that changes state (cycles, statuses, ensembles) needs an operator key."""
+    if not keys.allows(role, "operator"):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail="this endpoint changes state and needs an operator key; the key sent is a predict key "
+            "(make one with `mlpipe keys create --role operator`)",
+        )
+    return role
+
+
+PredictAuth = Annotated[str, Depends(require_predict)]
+OperatorAuth = Annotated[str, Depends(require_operator)]

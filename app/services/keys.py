@@ -1,0 +1,161 @@
+"""API keys: made once, stored only as SHA-256 hashes, checked through a short in-memory cache.
+
+Two roles: `predict` (predictions and reads) and `operator` (everything, including what changes state).
+Besides the keys in the `api_keys` table, `PREDICT_API_KEY` / `OPERATOR_API_KEY` from the settings are
+accepted; they are compared by hash and never written anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from typing import Literal, cast
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import select
+
+from app.core.config import get_settings
+from app.core.db import session_scope
+from app.core.errors import BadInput, Conflict, NotFound, Unavailable
+from app.core.logging import get_logger
+from app.tables.api_keys import ApiKey
+
+Role = Literal["predict", "operator"]
+ROLES: tuple[Role, ...] = ("predict", "operator")
+KEY_PREFIX = "mlp_"
+PREFIX_LENGTH = 8
+CACHE_TTL_SECONDS = 30.0
+
+_RANK: dict[str, int] = {"predict": 1, "operator": 2}
+_cache: dict[str, tuple[Role, float]] = {}  # key hash -> (role, monotonic expiry); valid keys only
+_cache_lock = threading.Lock()
+log = get_logger(__name__)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def allows(role: str, needed: str) -> bool:
+    """An operator key may do everything a predict key may."""
+    return _RANK.get(role, 0) >= _RANK[needed]
+
+
+def _check_role(role: str) -> Role:
+    if role not in ROLES:
+        raise BadInput(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+    return cast(Role, role)
+
+
+def create_key(role: str, name: str = "") -> str:
+    """Make a key and store only its hash: the plaintext returned here is the one and only copy."""
+    role = _check_role(role)
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    row = ApiKey(
+        name=name,
+        role=role,
+        key_hash=hash_key(key),
+        prefix=key[:PREFIX_LENGTH],
+        created_ts=int(time.time() * 1000),
+    )
+    with session_scope() as session:
+        session.add(row)
+    log.info("api_key_created", role=role, prefix=row.prefix, name=name)
+    return key
+
+
+def _env_role(digest: str) -> Role | None:
+    settings = get_settings()
+    found: Role | None = None
+    for role, key in (("predict", settings.predict_api_key), ("operator", settings.operator_api_key)):
+        if key and hmac.compare_digest(hash_key(key), digest):
+            found = cast(Role, role)  # no early exit: the same work whichever key matches
+    return found
+
+
+def _db_role(digest: str) -> Role | None:
+    try:
+        with session_scope() as session:
+            role = session.exec(
+                select(ApiKey.role).where(ApiKey.key_hash == digest, ApiKey.revoked == False)  # noqa: E712
+            ).first()
+    except SQLAlchemyError as exc:
+        reason = type(exc).__name__
+        raise Unavailable(f"cannot check the API key: the database is unreachable ({reason})") from exc
+    return cast(Role, role) if role in ROLES else None
+
+
+def cached_role(key: str) -> Role | None:
+    """The role of a key verified in the last CACHE_TTL_SECONDS, without I/O; None means "ask `verify`"."""
+    hit = _cache.get(hash_key(key))
+    if hit is not None and hit[1] > time.monotonic():
+        return hit[0]
+    return None
+
+
+def verify(key: str | None) -> Role | None:
+    """The role a key grants, or None for an unknown or revoked key.
+
+    The key is looked up by its hash, so no secret is ever compared byte by byte. Valid answers are cached
+    for CACHE_TTL_SECONDS (a revoked key stops working in this process at once, in others within the TTL);
+    unknown keys are not cached, so the cache cannot be grown by guessing.
+    """
+    if not key:
+        return None
+    digest = hash_key(key)
+    role = _env_role(digest) or _db_role(digest)
+    with _cache_lock:
+        if role is None:
+            _cache.pop(digest, None)
+        else:
+            _cache[digest] = (role, time.monotonic() + CACHE_TTL_SECONDS)
+    return role
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def list_keys() -> list[ApiKey]:
+    with session_scope() as session:
+        return list(session.exec(select(ApiKey).order_by(ApiKey.id)).all())  # type: ignore[arg-type]
+
+
+def revoke(prefix_or_key: str) -> ApiKey:
+    """Revoke one active key, named by its displayed prefix (or the whole key when prefixes collide)."""
+    with session_scope() as session:
+        if len(prefix_or_key) > PREFIX_LENGTH:
+            query = select(ApiKey).where(ApiKey.key_hash == hash_key(prefix_or_key))
+        else:
+            query = select(ApiKey).where(ApiKey.prefix == prefix_or_key)
+        matches = [row for row in session.exec(query).all() if not row.revoked]
+        shown = prefix_or_key[:PREFIX_LENGTH]
+        if not matches:
+            raise NotFound(f"no active API key matches {shown!r}: `mlpipe keys list` shows them")
+        if len(matches) > 1:
+            raise Conflict(f"{len(matches)} active keys share the prefix {shown!r}: pass the whole key")
+        row = matches[0]
+        row.revoked = True
+        session.add(row)
+    clear_cache()
+    log.info("api_key_revoked", role=row.role, prefix=row.prefix)
+    return row
+
+
+def ensure_initial_keys() -> dict[str, str] | None:
+    """On a first run, make one predict and one operator key so `mlpipe up` can print them once.
+
+    Nothing is made when keys exist already or come from the environment, so calling it on every start is
+    safe.
+    """
+    settings = get_settings()
+    if settings.predict_api_key or settings.operator_api_key:
+        return None
+    with session_scope() as session:
+        if session.exec(select(ApiKey.id).limit(1)).first() is not None:
+            return None
+    return {role: create_key(role, name="initial") for role in ROLES}
