@@ -1,0 +1,87 @@
+"""`mlpipe ingest`: fill the candle store from an exchange, CSV files or the simulator."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from app.cli import app
+from app.core.config import get_settings
+from app.core.errors import BadInput, MLPipeError
+from app.services.ingest import SymbolReport, ingest, normalize_symbols
+
+
+class Source(StrEnum):
+    exchange = "exchange"
+    csv = "csv"
+    simulated = "simulated"
+
+
+@app.command("ingest")
+def ingest_command(
+    source: Source = typer.Option(None, "--source", help="where from (default: MARKET_DATA_SOURCE)"),
+    symbols: str = typer.Option(None, "--symbols", help="e.g. BTC-USDT,ETH-USDT (default: SYMBOLS)"),
+    days: float = typer.Option(None, "--days", help="history to fetch or back-fill, in days (default: 7)"),
+    path: Path = typer.Option(None, "--path", help="csv: a candle file or a directory of them"),
+) -> None:
+    """Fill the candle store; re-running adds only what is new."""
+    console = Console()
+    if not console.is_terminal:  # piped or captured: do not squeeze the summary into 80 columns
+        console = Console(width=120)
+    settings = get_settings()
+    chosen = source.value if source else settings.market_data_source
+    try:
+        if symbols is not None:
+            names = normalize_symbols(symbols, required=chosen != "csv")
+        elif chosen == "csv":
+            names = []
+        else:
+            names = settings.symbols
+        with _progress(console) as bar:
+            tasks: dict[str, int] = {}
+
+            def report(symbol: str, done: int, total: int) -> None:
+                if symbol not in tasks:
+                    tasks[symbol] = bar.add_task(symbol, total=max(total, 1))
+                bar.update(tasks[symbol], completed=done, total=max(total, done, 1))
+
+            reports = ingest(chosen, names, days=days if days is not None else float(settings.backfill_days),
+                             path=path, progress=report)
+    except BadInput as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from None
+    except MLPipeError as exc:
+        console.print(f"[red]ingest failed:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    console.print(_summary(reports))
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    )
+
+
+def _summary(reports: list[SymbolReport]) -> Table:
+    sources = sorted({r.source for r in reports})
+    table = Table(title=f"ingest summary ({', '.join(sources) or 'nothing to do'})")
+    for column in ("symbol", "fetched", "added", "rejected", "gaps", "first (UTC)", "last (UTC)"):
+        table.add_column(column, justify="right" if column in ("fetched", "added") else "left", no_wrap=True)
+    for r in reports:
+        rejected = "\n".join(f"{reason} {n}" for reason, n in sorted(r.rejected.items())) or "0"
+        missing = sum(g.missing_bars for g in r.gaps)
+        gaps = f"{len(r.gaps)}: {missing} bars" if r.gaps else "0"
+        first, last = _time(r.first_ts), _time(r.last_ts)
+        table.add_row(r.symbol, str(r.fetched), str(r.added), rejected, gaps, first, last)
+    return table
+
+
+def _time(ts: int | None) -> str:
+    return "-" if ts is None else datetime.fromtimestamp(ts / 1000, UTC).strftime("%y-%m-%d %H:%M")
