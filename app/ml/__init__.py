@@ -1,0 +1,52 @@
+"""Pure ML: targets, datasets, the five model kinds, training and leak-free validation.
+
+No FastAPI, SQL session or Redis code here; candles come from `app.data.candles` when asked by symbol.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.ml.base import BaseModel
+from app.ml.kinds import (
+    DirectionPredictor,
+    MomentumClassifier,
+    PricePredictor,
+    RiskScorer,
+    VolatilityRegressor,
+)
+from app.ml.registry import MODEL_KINDS, model_class_for
+from app.ml.training import TrainingPipeline
+from app.ml.validation import ValidationPipeline
+
+__all__ = [
+    "MODEL_KINDS",
+    "BaseModel",
+    "DirectionPredictor",
+    "EnsemblePredictor",
+    "ModelRanker",
+    "MomentumClassifier",
+    "PricePredictor",
+    "RiskScorer",
+    "TrainingPipeline",
+    "ValidationPipeline",
+    "VolatilityRegressor",
+    "load_model",
+    "model_class_for",
+]
+
+_LAZY = {
+    "load_model": ("app.services.models", "load_model"),
+    "ModelRanker": ("app.ml.ranking", "ModelRanker"),
+    "EnsemblePredictor": ("app.ml.ensembles", "EnsemblePredictor"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """load_model (STORE's), ModelRanker and EnsemblePredictor are imported on first use."""
+    if name in _LAZY:
+        from importlib import import_module
+
+        module, attr = _LAZY[name]
+        return getattr(import_module(module), attr)
+    raise AttributeError(f"module 'app.ml' has no attribute {name!r}")

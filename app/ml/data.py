@@ -1,0 +1,42 @@
+"""Candles for training and serving, read from the store (1m stored; higher timeframes resampled)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+
+from app.core.errors import BadInput, NotFound
+from app.data.candles import TIMEFRAME_MS, load_candles
+from app.features import resample
+
+MINUTES_PER_DAY = 1_440
+
+
+def bars_per_day(timeframe: str) -> int:
+    return max(1, MINUTES_PER_DAY * 60_000 // _timeframe_ms(timeframe))
+
+
+def _timeframe_ms(timeframe: str) -> int:
+    if timeframe not in TIMEFRAME_MS:
+        raise BadInput(f"unknown timeframe {timeframe!r}; known: {', '.join(TIMEFRAME_MS)}")
+    return TIMEFRAME_MS[timeframe]
+
+
+def latest_candles(symbol: str, timeframe: str, bars: int) -> pd.DataFrame:
+    """The newest `bars` complete candles of `timeframe` for one symbol."""
+    step = _timeframe_ms(timeframe) // TIMEFRAME_MS["1m"]
+    candles = load_candles(symbol, "1m", limit=(bars + 1) * step)
+    if candles.empty:
+        raise NotFound(f"no 1m candles stored for {symbol!r}; run `mlpipe ingest --symbols {symbol}` first")
+    if step > 1:
+        candles = resample(candles, timeframe)
+    return candles.iloc[-bars:]
+
+
+def load_window(symbols: Iterable[str], timeframe: str, bars: int) -> dict[str, pd.DataFrame]:
+    """The newest `bars` candles of every symbol, keyed by symbol (what `train_on` and backtests take)."""
+    symbols = list(dict.fromkeys(symbols))
+    if not symbols:
+        raise BadInput("no symbols given; pass e.g. symbols=['BTC-USDT']")
+    return {symbol: latest_candles(symbol, timeframe, bars) for symbol in symbols}

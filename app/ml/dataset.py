@@ -1,0 +1,133 @@
+"""(X, y, meta) for one model from candles of several symbols, pooled on one time axis.
+
+Features come from `app.features.compute_features` (causal), labels from the model's target (future
+bars only). Warm-up rows (features still depending on where the window starts) and rows without a
+label are dropped, never filled. Only scale-free features are accepted, so one model can serve symbols
+whose prices differ by orders of magnitude.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from app.core.errors import BadInput
+from app.data.candles import OHLCV, index_ms
+from app.features import compute_features, is_scale_free, required_warmup
+from app.ml.targets import past_label
+
+if TYPE_CHECKING:
+    from app.ml.base import BaseModel
+
+SCALE_WINDOW = 60  # bars of past 1-bar log returns behind `scale`, the current volatility per bar
+META_COLUMNS = ["symbol", "ts_ms", "close", "scale", "past_label"]
+
+_ALTERNATIVES = {
+    "open": "returns", "high": "range_pct", "low": "range_pct", "close": "returns or close_zscore_20",
+    "volume": "volume_ratio_20", "vwap": "vwap_dist", "macd": "macd_pct", "macd_signal": "macd_pct",
+    "macd_histogram": "macd_histogram_pct",
+}
+_PREFIX_ALTERNATIVES = {
+    "atr_": "natr_", "ema_": "ema_dist_", "sma_": "sma_dist_", "volume_sma_": "volume_ratio_",
+}
+
+
+def _alternative(name: str) -> str:
+    if name in _ALTERNATIVES:
+        return _ALTERNATIVES[name]
+    for prefix, other in _PREFIX_ALTERNATIVES.items():
+        if name.startswith(prefix):
+            return other + name[len(prefix):]
+    return "a ratio, return or z-score of it"
+
+
+def check_scale_free(features: list[str]) -> None:
+    """Refuse features in price or volume units: a pooled model would learn each symbol's price level."""
+    bad = [name for name in features if not is_scale_free(name)]
+    if bad:
+        hints = "; ".join(f"{name} -> {_alternative(name)}" for name in bad)
+        raise BadInput(
+            f"features {bad} are not scale-free (they are in price or volume units); models take only "
+            f"scale-free features. Use instead: {hints}"
+        )
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Rows of every symbol sorted by time; X and meta share a DatetimeIndex of candle open times."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    meta: pd.DataFrame
+
+    @property
+    def ts_ms(self) -> np.ndarray:
+        return self.meta["ts_ms"].to_numpy()
+
+    def subset(self, mask: np.ndarray) -> Dataset:
+        return Dataset(self.X[mask], self.y[mask], self.meta[mask])
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def check_candles(symbol: str, candles: pd.DataFrame) -> None:
+    missing = [c for c in OHLCV if c not in candles.columns]
+    if missing or not isinstance(candles.index, pd.DatetimeIndex):
+        raise BadInput(
+            f"data for {symbol!r} must be candles: OHLCV columns {OHLCV} on a UTC DatetimeIndex "
+            f"(as app.data.candles.load_candles returns); missing {missing or 'the DatetimeIndex'}"
+        )
+
+
+def context_frame(candles: pd.DataFrame) -> pd.DataFrame:
+    """What an answer needs besides the features: the close and the current per-bar volatility `scale`."""
+    close = candles["close"].astype("float64")
+    scale = np.log(close).diff().rolling(SCALE_WINDOW, min_periods=SCALE_WINDOW // 3).std()
+    return pd.DataFrame({"close": close, "scale": scale}, index=candles.index)
+
+
+def build_dataset(model: BaseModel, candles_by_symbol: Mapping[str, pd.DataFrame]) -> Dataset:
+    """Pool every symbol's labelled, warmed-up rows; `meta` keeps each row's symbol and time."""
+    if not candles_by_symbol:
+        raise BadInput("no symbols given; pass at least one symbol's candles")
+    features = list(model.features)
+    check_scale_free(features)
+    warmup = required_warmup(features, model.timeframe)
+    parts = []
+    for symbol in sorted(candles_by_symbol):
+        candles = candles_by_symbol[symbol]
+        check_candles(symbol, candles)
+        frame = compute_features(candles, features)
+        label = model.target(candles)
+        frame["__y"] = label.to_numpy()
+        frame = frame.join(context_frame(candles))
+        frame["past_label"] = past_label(label, model.horizon).to_numpy()
+        frame["symbol"] = symbol
+        frame["ts_ms"] = index_ms(candles.index)
+        frame = frame.iloc[warmup:]
+        parts.append(frame.dropna(subset=[*features, "__y", "scale"]))
+    pooled = pd.concat(parts).sort_index(kind="stable")
+    if pooled.empty:
+        raise BadInput(
+            f"no labelled rows: each symbol needs more than {warmup} warm-up + {model.horizon} horizon "
+            f"candles of {model.timeframe}"
+        )
+    return Dataset(X=pooled[features], y=pooled["__y"].to_numpy(dtype="float64"), meta=pooled[META_COLUMNS])
+
+
+def latest_rows(model: BaseModel, candles: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Features and context of the newest candle, for serving; refuses when the warm-up is not covered."""
+    check_candles("the request", candles)
+    warmup = required_warmup(model.features, model.timeframe)
+    if len(candles) <= warmup:
+        raise BadInput(
+            f"{len(candles)} candles are not enough for features {model.features}: need more than "
+            f"{warmup} (the warm-up) of {model.timeframe}"
+        )
+    features = compute_features(candles.iloc[-(warmup + 1):], model.features)
+    return features.iloc[[-1]], context_frame(candles.iloc[-(SCALE_WINDOW + 1):]).iloc[[-1]]

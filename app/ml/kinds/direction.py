@@ -1,0 +1,76 @@
+"""Direction: will close[t+h] be above close[t]? XGBoost classifier, answer UP/DOWN + probability."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from xgboost import XGBClassifier
+
+from app.core.errors import BadInput
+from app.ml import targets
+from app.ml.families import ClassifierModel
+
+
+class DirectionPredictor(ClassifierModel):
+    """XGBoost (hist, single thread, seeded) on scale-free features; UP if close[t+h] > close[t].
+
+    Confidence: the Platt-calibrated probability of the answered direction (see ClassifierModel);
+    horizon h in 1..5 bars (DESIGN 4).
+    """
+
+    kind = "direction"
+    model_type = "xgboost"
+    artifact_file = "model.json"
+    labels = ("DOWN", "UP")
+    answer_key = "direction"
+    description = "Predicts whether the close h candles ahead is above the current close (UP) or not (DOWN)"
+    default_features = (
+        "returns", "returns_5", "rsi_14", "natr_14", "adx_14", "macd_histogram_pct",
+        "volume_ratio_20", "close_zscore_20", "bb_width_20", "realized_vol_30",
+    )
+
+    def __init__(
+        self,
+        n_estimators: int = 100,
+        max_depth: int = 6,
+        learning_rate: float = 0.1,
+        subsample: float = 0.8,
+        **common: Any,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.learning_rate = learning_rate
+        self.subsample = subsample
+        super().__init__(**common)
+
+    @classmethod
+    def check_horizon(cls, horizon: int, timeframe: str) -> None:
+        if not 1 <= horizon <= 5:
+            raise BadInput(f"direction horizon must be 1..5 bars (DESIGN 4), got {horizon}")
+
+    def target(self, candles: pd.DataFrame) -> pd.Series:
+        return targets.direction(candles, self.horizon)
+
+    def _new_estimator(self) -> XGBClassifier:
+        return XGBClassifier(
+            n_estimators=self.n_estimators, max_depth=self.max_depth, learning_rate=self.learning_rate,
+            subsample=self.subsample, tree_method="hist", n_jobs=1, random_state=self.seed,
+            eval_metric="logloss",
+        )
+
+    def _fit_estimator(self, X: np.ndarray, y: np.ndarray) -> None:
+        self.estimator_ = self._new_estimator().fit(X, y.astype("int64"))
+
+    def _raw(self, X: np.ndarray) -> np.ndarray:
+        return self.estimator_.predict(X, output_margin=True)
+
+    def _save_estimator(self, path: Path) -> dict:
+        self.estimator_.save_model(path)
+        return {}
+
+    def _load_estimator(self, path: Path, state: dict) -> None:
+        self.estimator_ = self._new_estimator()
+        self.estimator_.load_model(path)

@@ -1,0 +1,57 @@
+"""Build a model from a seed-style definition and candles; hand it to the store to save."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from app.core.errors import BadInput
+from app.ml.base import BaseModel
+from app.ml.registry import model_class_for
+
+_DEF_KEYS = {
+    "type", "kind", "name", "config", "features", "horizon", "timeframe", "data_source", "description",
+}
+
+
+def model_from_definition(model_def: Mapping[str, Any]) -> BaseModel:
+    """`{'type': 'xgboost', 'config': {...}, 'features': [...], 'horizon': 5, 'timeframe': '1m'}` -> model."""
+    unknown = sorted(set(model_def) - _DEF_KEYS)
+    if unknown:
+        raise BadInput(f"unknown keys {unknown} in the model definition; allowed: {sorted(_DEF_KEYS)}")
+    kind = model_def.get("type") or model_def.get("kind")
+    if not kind:
+        raise BadInput("a model definition needs 'type' (e.g. 'xgboost') or 'kind' (e.g. 'direction')")
+    cls = model_class_for(kind)
+    params = dict(model_def.get("config") or {})
+    for key in ("features", "horizon", "timeframe"):
+        if model_def.get(key) is not None:
+            params[key] = model_def[key]
+    allowed = cls._param_names()
+    wrong = sorted(set(params) - set(allowed))
+    if wrong:
+        raise BadInput(f"{cls.__name__} has no parameters {wrong}; it takes {allowed}")
+    return cls(**params)
+
+
+class TrainingPipeline:
+    """The seed's pipeline form: train_model(model_def, training_data), then save_model(name, model)."""
+
+    def train_model(
+        self, model_def: Mapping[str, Any], training_data: Mapping[str, pd.DataFrame]
+    ) -> BaseModel:
+        """Fit on the train part of `training_data` (symbol -> candles); holdout metrics in `performance_`."""
+        from app.core.config import get_settings
+
+        model = model_from_definition(model_def)
+        source = model_def.get("data_source") or get_settings().market_data_source
+        return model.train_on(training_data, data_source=source)
+
+    def save_model(self, name: str, model: BaseModel) -> str:
+        """Save through the store (atomic, hashed, recorded); returns the stored model's name."""
+        from app.services.models import save_model
+
+        record = save_model(model, name=name)
+        return getattr(record, "name", name)
