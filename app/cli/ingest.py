@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -14,7 +15,9 @@ from rich.table import Table
 from app.cli import app
 from app.core.config import get_settings
 from app.core.errors import BadInput, MLPipeError
-from app.services.ingest import SymbolReport, ingest, normalize_symbols
+
+if TYPE_CHECKING:
+    from app.services.ingest import SymbolReport
 
 
 class Source(StrEnum):
@@ -31,6 +34,8 @@ def ingest_command(
     path: Path = typer.Option(None, "--path", help="csv: a candle file or a directory of them"),
 ) -> None:
     """Fill the candle store; re-running adds only what is new."""
+    from app.services.ingest import ingest, normalize_symbols  # heavy (ccxt, scipy): only when used
+
     console = Console()
     if not console.is_terminal:  # piped or captured: do not squeeze the summary into 80 columns
         console = Console(width=120)

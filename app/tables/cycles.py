@@ -1,0 +1,35 @@
+"""One row per model cycle: what started it, where it is, each model's progress, results and timings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+from app.tables.models import UTCDateTime, utcnow
+
+CYCLE_STATUSES = ("queued", "running", "succeeded", "partial", "failed", "interrupted")
+FINISHED_STATUSES = ("succeeded", "partial", "failed", "interrupted")
+CYCLE_TRIGGERS = ("cron", "operator", "cli")
+CYCLE_STAGES = ("queued", "ingest", "build", "rank", "drift", "retrain", "finish", "done")
+
+
+class Cycle(SQLModel, table=True):
+    """A cycle (DESIGN 6). `progress` is keyed by model definition name; `results` holds the decisions."""
+
+    __tablename__ = "cycles"
+
+    id: str = Field(primary_key=True, max_length=40)
+    status: str = Field(default="queued", index=True, max_length=16, description=" | ".join(CYCLE_STATUSES))
+    trigger: str = Field(default="operator", max_length=16, description=" | ".join(CYCLE_TRIGGERS))
+    stage: str = Field(default="queued", max_length=16, description=" | ".join(CYCLE_STAGES))
+    progress: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    results: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    timings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    errors: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_ts: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    started_ts: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    finished_ts: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))

@@ -1,0 +1,37 @@
+"""RQ CronScheduler config: `mlpipe scheduler` (or `rq cron workers.cron_config`) loads this module.
+
+RQ evaluates cron strings in the scheduler's local time zone (containers run in UTC).
+"""
+
+from __future__ import annotations
+
+from rq import cron
+
+from app.core.config import get_settings
+from workers.jobs import ingest_tick_job
+from workers.queues import INGEST, queue_name
+
+settings = get_settings()
+
+# A tick that no worker picks up within two minutes is stale: the next one covers the same candles.
+cron.register(
+    ingest_tick_job,
+    queue_name=queue_name(INGEST),
+    cron=settings.ingest_cron,
+    job_timeout=300,
+    ttl=120,
+    result_ttl=3600,
+)
+from workers.cycle_jobs import cycle_cron_job  # noqa: E402 - the cycle's registration (issue 4)
+
+cron.register(
+    cycle_cron_job, queue_name=queue_name("cycle"), cron=settings.cycle_cron, job_timeout=300, ttl=3600
+)
+
+from workers.jobs import drain_predictions_job, score_predictions_job  # noqa: E402 - prediction log (issue 5)
+from workers.queues import DEFAULT  # noqa: E402
+
+cron.register(drain_predictions_job, queue_name=queue_name(DEFAULT), cron="* * * * *", job_timeout=120,
+              ttl=120)
+cron.register(score_predictions_job, queue_name=queue_name(DEFAULT), cron="*/5 * * * *", job_timeout=600,
+              ttl=600)
