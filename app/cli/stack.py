@@ -114,6 +114,7 @@ def up(
     typer.echo(f"store     {settings.model_store_dir}")
     typer.echo(f"data      {settings.market_data_source}: {', '.join(settings.symbols)}")
     _echo_backfill(backfill_if_empty())
+    _echo_initial_keys()
 
     commands = [("api", ["api", "--host", host, "--port", str(port)])]
     commands += [(f"worker-{n}", ["worker"]) for n in range(1, workers + 1)]
@@ -317,6 +318,17 @@ def _safe_redis_url(url: str) -> str:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return parts._replace(netloc=netloc).geturl()
     return url
+
+
+def _echo_initial_keys() -> None:
+    """On the first run (no keys at all) create one key per role and show them, once."""
+    from app.services.keys import ensure_initial_keys
+
+    created = ensure_initial_keys()
+    if created:
+        typer.echo("API keys created (shown only now; `mlpipe keys create` makes more):")
+        for role, key in created.items():
+            typer.echo(f"  {role:<9} {key}")
 
 
 def _echo_backfill(added: dict[str, int]) -> None:
