@@ -8,7 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api.errors import install_error_handlers
+from app.api.metrics import MetricsMiddleware
+from app.api.routes import cycles as cycle_routes
+from app.api.routes import ensembles as ensemble_routes
 from app.api.routes import health
+from app.api.routes import metrics as metrics_routes
+from app.api.routes import models as model_routes
+from app.api.routes import predict as predict_routes
 from app.core.config import get_settings
 from app.core.logging import configure_logging
 
@@ -17,7 +23,37 @@ from app.core.logging import configure_logging
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
-    yield
+    await _start_model_cache()
+    try:
+        yield
+    finally:
+        await _stop_model_cache()
+
+
+async def _start_model_cache() -> None:
+    """Load the active models before serving, then watch for status changes (hot reload)."""
+    from starlette.concurrency import run_in_threadpool
+
+    from app.store.cache import get_cache
+
+    cache = get_cache()
+    try:
+        await run_in_threadpool(cache.reload, "startup")
+    except Exception as exc:  # no database yet: serve, and let the watcher load models when it appears
+        from app.core.logging import get_logger
+
+        get_logger(__name__).error("model_cache_not_loaded", error=str(exc))
+    cache.start()
+
+
+async def _stop_model_cache() -> None:
+    from starlette.concurrency import run_in_threadpool
+
+    from app.services.prediction_log import get_prediction_log
+    from app.store.cache import get_cache
+
+    get_cache().stop()
+    await run_in_threadpool(get_prediction_log().stop)
 
 
 def create_app() -> FastAPI:
@@ -29,6 +65,12 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics_routes.router)
+    app.include_router(predict_routes.router)
+    app.include_router(model_routes.router)
+    app.include_router(ensemble_routes.router)
+    app.include_router(cycle_routes.router)
+    app.add_middleware(MetricsMiddleware)
     return app
 
 

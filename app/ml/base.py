@@ -192,12 +192,14 @@ class BaseModel(ABC):
     ) -> BaseModel:
         """The whole template: dataset -> chronological split with embargo -> fit -> holdout metrics."""
         from app.ml.dataset import build_dataset
+        from app.ml.dissimilarity import attach_reference
         from app.ml.validation import evaluate_dataset
 
         ds = build_dataset(self, candles_by_symbol)
         split = chronological_split(ds.ts_ms, self.horizon, self.bar_ms, self.train_ratio)
         train, holdout = ds.subset(split.train), ds.subset(split.holdout)
         self.fit(train.X, train.y, train.meta)
+        attach_reference(self, train.X)  # lets serving flag inputs unlike anything seen in training
         first, last = int(ds.ts_ms.min()), int(ds.ts_ms.max())
         self.training_ = {
             "symbols": sorted(candles_by_symbol), "data_points": len(train), "holdout_points": len(holdout),

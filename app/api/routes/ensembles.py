@@ -1,0 +1,49 @@
+"""Ensembles: create, read, and backtest against their members."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Path
+
+from app.api.deps import OperatorAuth, PredictAuth
+from app.api.schemas import BacktestRequest, EnsembleCreate, EnsembleOut
+from app.services import ensembles
+
+router = APIRouter(prefix="/ensembles", tags=["ensembles"])
+_ID = Path(description="the ensemble's id (1) or name (ensemble_001)", max_length=64)
+
+
+@router.post(
+    "",
+    response_model=EnsembleOut,
+    status_code=201,
+    responses={404: {"description": "unknown member model"}, 422: {"description": "invalid body"}},
+)
+def create(body: EnsembleCreate, _role: OperatorAuth) -> EnsembleOut:
+    """Create an ensemble of same-kind models (saved as model_store/ensembles/ensemble_NNN.json)."""
+    return EnsembleOut.model_validate(ensembles.create(body), from_attributes=True)
+
+
+@router.get("", response_model=list[EnsembleOut])
+def list_all(_role: PredictAuth) -> list[EnsembleOut]:
+    """Every ensemble, newest first (files dropped in model_store/ensembles/ are picked up)."""
+    return [EnsembleOut.model_validate(r, from_attributes=True) for r in ensembles.list_ensembles()]
+
+
+@router.get(
+    "/{ensemble_id}", response_model=EnsembleOut, responses={404: {"description": "unknown ensemble"}}
+)
+def get_one(_role: PredictAuth, ensemble_id: str = _ID) -> EnsembleOut:
+    """One ensemble with its latest backtest results."""
+    return EnsembleOut.model_validate(ensembles.get_ensemble(ensemble_id), from_attributes=True)
+
+
+@router.post(
+    "/{ensemble_id}/backtest",
+    response_model=EnsembleOut,
+    responses={404: {"description": "unknown ensemble"}, 503: {"description": "not enough data"}},
+)
+def backtest(_role: OperatorAuth, body: BacktestRequest | None = None, ensemble_id: str = _ID) -> EnsembleOut:
+    """Score the ensemble beside each member on the same holdout; active only if it beats them all."""
+    body = body or BacktestRequest()
+    record = ensembles.backtest(ensemble_id, symbols=body.symbols, days_back=body.days_back)
+    return EnsembleOut.model_validate(record, from_attributes=True)

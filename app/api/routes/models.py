@@ -1,0 +1,71 @@
+"""Model metadata and manual status changes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Path, Query
+
+from app.api.deps import OperatorAuth, PredictAuth
+from app.api.schemas import ModelOut, StatusChange
+from app.store.cache import get_cache, notify_models_changed
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+_Kind = Literal["direction", "risk", "price", "momentum", "volatility"]
+_Status = Literal["candidate", "active", "archived", "superseded", "failed"]
+
+
+def model_out(record) -> ModelOut:  # noqa: ANN001 - a ModelRecord
+    champions = get_cache().snapshot.champions
+    return ModelOut(
+        name=record.name,
+        type=record.model_type,
+        kind=record.kind,
+        version=record.version,
+        status=record.status,
+        features=list(record.features),
+        feature_count=len(record.features),
+        hyperparams=record.hyperparams,
+        training=record.training,
+        performance=record.performance,
+        live_performance=record.live_performance,
+        score=record.score,
+        data_source=record.data_source,
+        description=record.description,
+        created_ts=record.created_ts,
+        champion=champions.get(record.kind) == record.name,
+    )
+
+
+@router.get("", response_model=list[ModelOut])
+def list_models(
+    _role: PredictAuth, status: _Status | None = Query(default=None), kind: _Kind | None = Query(default=None)
+) -> list[ModelOut]:
+    """Models, newest first; filter by status and/or kind."""
+    from app.services import models
+
+    return [model_out(r) for r in models.list_models(status=status, kind=kind)]
+
+
+@router.get("/{name}", response_model=ModelOut, responses={404: {"description": "unknown model"}})
+def get_model(_role: PredictAuth, name: str = Path(max_length=128)) -> ModelOut:
+    """One model's metadata, live performance included."""
+    from app.services import models
+
+    return model_out(models.get_model(name))
+
+
+@router.patch(
+    "/{name}",
+    response_model=ModelOut,
+    responses={404: {"description": "unknown model"}, 409: {"description": "transition not allowed"}},
+)
+def change_status(change: StatusChange, _role: OperatorAuth, name: str = Path(max_length=128)) -> ModelOut:
+    """Activate or archive a model; every API process reloads its champions within seconds."""
+    from app.services import models
+
+    record = models.set_status(name, change.status, change.reason)
+    notify_models_changed(name, change.status)
+    get_cache().reload("status_change")
+    return model_out(record)

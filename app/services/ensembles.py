@@ -1,0 +1,292 @@
+"""Ensemble use cases: create (HTTP or a dropped config file), predict, backtest against the members.
+
+Configs live in `<store>/ensembles/ensemble_NNN.json` and backtest results beside them in
+`ensemble_NNN_results.json`; the `ensembles` table mirrors both so they can be listed and queried.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlmodel import select
+
+from app.core.config import get_settings
+from app.core.db import session_scope
+from app.core.errors import BadInput, Conflict, NotFound, Unavailable
+from app.core.logging import get_logger
+from app.ml.ensembles import EnsemblePredictor, beats_members
+from app.store.cache import ModelCache
+from app.tables.ensembles import EnsembleRecord
+
+log = get_logger(__name__)
+FILE_PATTERN = re.compile(r"^ensemble_(\d{3,})\.json$")
+_MIN_ROWS = 40
+
+
+def ensembles_dir() -> Path:
+    return get_settings().model_store_dir / "ensembles"
+
+
+def _next_name() -> str:
+    with session_scope() as session:
+        names = session.exec(select(EnsembleRecord.name)).all()
+    files = [p.name for p in ensembles_dir().glob("ensemble_*.json")] if ensembles_dir().exists() else []
+    numbers = [
+        int(m.group(1))
+        for n in [*names, *(f[:-5] for f in files)]
+        if (m := re.match(r"^ensemble_(\d{3,})$", n))
+    ]
+    return f"ensemble_{max(numbers, default=0) + 1:03d}"
+
+
+def _members(cache: ModelCache, names: list[str]) -> list[Any]:
+    entries = [cache.resolve(name) for name in names]
+    kinds = {e.kind for e in entries}
+    if len(kinds) != 1:
+        raise BadInput(f"members: models must all be of one kind, got {sorted(kinds)}")
+    shapes = {(e.timeframe, e.horizon) for e in entries}
+    if len(shapes) != 1:
+        raise BadInput(
+            f"members: models must share timeframe and horizon (same target), got {sorted(shapes)}"
+        )
+    return entries
+
+
+def _predictor(record: EnsembleRecord, entries: list[Any]) -> EnsemblePredictor:
+    return EnsemblePredictor(
+        [e.model for e in entries], record.weights, record.method, names=record.models, meta=record.meta
+    )
+
+
+def create(body: Any, cache: ModelCache | None = None) -> EnsembleRecord:
+    """Check the members, write the config file atomically, then the row."""
+    from app.store.cache import get_cache
+
+    cache = cache or get_cache()
+    entries = _members(cache, list(body.members))
+    predictor = EnsemblePredictor([e.model for e in entries], body.weights, body.method, names=body.members)
+    name = body.name or _next_name()
+    with session_scope() as session:
+        if session.exec(select(EnsembleRecord).where(EnsembleRecord.name == name)).first() is not None:
+            raise Conflict(f"an ensemble named {name} exists; leave `name` out to get the next number")
+    predictor.save_config(name, ensembles_dir())
+    record = EnsembleRecord(
+        name=name,
+        kind=predictor.kind,
+        method=predictor.method,
+        models=predictor.names,
+        weights=predictor.weights.tolist(),
+        description=body.description,
+    )
+    with session_scope() as session:
+        session.add(record)
+    return record
+
+
+def sync_files() -> int:
+    """Register `ensemble_NNN.json` files written by hand or by `EnsemblePredictor.save_config`."""
+    directory = ensembles_dir()
+    if not directory.exists():
+        return 0
+    added = 0
+    with session_scope() as session:
+        known = set(session.exec(select(EnsembleRecord.name)).all())
+        for path in sorted(directory.glob("ensemble_*.json")):
+            if not FILE_PATTERN.match(path.name) or path.stem in known:
+                continue
+            try:
+                config = json.loads(path.read_text())
+                record = EnsembleRecord(
+                    name=path.stem,
+                    kind=config["kind"],
+                    method=config["method"],
+                    models=list(config["models"]),
+                    weights=[
+                        float(w)
+                        for w in config.get("weights")
+                        or [1.0 / len(config["models"])] * len(config["models"])
+                    ],
+                    meta=config.get("meta"),
+                    description=config.get("description", ""),
+                )
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("ensemble_file_skipped", file=str(path), error=str(exc))
+                continue
+            session.add(record)
+            added += 1
+    return added
+
+
+def list_ensembles() -> list[EnsembleRecord]:
+    sync_files()
+    with session_scope() as session:
+        stmt = select(EnsembleRecord).order_by(EnsembleRecord.id.desc())  # type: ignore[union-attr]
+        return list(session.exec(stmt).all())
+
+
+def get_ensemble(id_or_name: str | int) -> EnsembleRecord:
+    key = str(id_or_name)
+    with session_scope() as session:
+        stmt = select(EnsembleRecord)
+        stmt = (
+            stmt.where(EnsembleRecord.id == int(key))
+            if key.isdigit()
+            else stmt.where(EnsembleRecord.name == key)
+        )
+        record = session.exec(stmt).first()
+    if record is None and not key.isdigit() and sync_files():
+        return get_ensemble(key)
+    if record is None:
+        raise NotFound(f"no ensemble {key!r}; GET /ensembles lists them")
+    return record
+
+
+def predict(cache: ModelCache, id_or_name: str, body: Any) -> dict[str, Any]:
+    """Each member answers on its own features; the blend follows the ensemble's method."""
+    from app.api.metrics import observe_prediction
+    from app.services import predictions
+
+    start = time.perf_counter()
+    record = get_ensemble(id_or_name)
+    entries = _members(cache, record.models)
+    members = []
+    for entry in entries:
+        predictions.check_fresh(entry)
+        inputs = predictions.resolve_inputs(entry, body)
+        members.append(predictions.answer_with(entry, inputs, body.symbol))
+        predictions.log_served(entry, members[-1], inputs, ensemble_id=record.id)
+    predictor = _predictor(record, entries)
+    raw = [predictions.answer_fields(record.kind, _answer_of(record.kind, m)) for m in members]
+    blended = predictions.answer_fields(
+        record.kind, predictor.answer([r["risk"] if record.kind == "risk" else r for r in raw])
+    )
+    observe_prediction(record.name, record.kind, time.perf_counter() - start)
+    return {
+        **blended,
+        "ensemble": record.name,
+        "ensemble_id": record.id,
+        "kind": record.kind,
+        "method": record.method,
+        "symbol": body.symbol,
+        "as_of": max(m["as_of"] for m in members),
+        "members": members,
+    }
+
+
+def _answer_of(kind: str, member: dict[str, Any]) -> Any:
+    if kind == "risk":
+        return member["risk"]
+    keys = ("direction", "state", "predicted_price", "predicted_volatility", "confidence")
+    return {k: member[k] for k in keys if k in member}
+
+
+def _holdout(
+    models: list[Any], symbols: list[str], days_back: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Members' signals, labels and row times on the rows after every member's training (and embargo)."""
+    from app.features import required_warmup
+    from app.ml.data import bars_per_day, load_window
+    from app.ml.dataset import build_dataset
+
+    first = models[0]
+    bars = int(days_back * bars_per_day(first.timeframe))
+    warm = max(required_warmup(m.feature_names_, m.timeframe) for m in models)
+    candles = load_window(symbols, first.timeframe, bars + warm)
+    frames = []
+    for model in models:
+        ds = build_dataset(model, candles)
+        end = (getattr(model, "training_", None) or {}).get("train_end_ms")
+        keep = ds.ts_ms > (int(end) + model.horizon * model.bar_ms if end is not None else -1)
+        ds = ds.subset(keep)
+        frames.append((ds, model))
+    keys = None
+    for ds, _ in frames:
+        k = pd.MultiIndex.from_arrays([ds.meta["symbol"].to_numpy(), ds.ts_ms])
+        keys = k if keys is None else keys.intersection(k)
+    keys = keys.sort_values() if keys is not None else keys
+    if keys is None or len(keys) < _MIN_ROWS:
+        raise Unavailable(
+            f"only {0 if keys is None else len(keys)} rows after every member's training data in "
+            f"the last {days_back:g} days of {symbols}; need {_MIN_ROWS}: ingest newer candles"
+        )
+    order = np.argsort(keys.get_level_values(1).to_numpy(), kind="stable")
+    keys = keys[order]
+    signals, y = [], None
+    for ds, model in frames:
+        index = pd.MultiIndex.from_arrays([ds.meta["symbol"].to_numpy(), ds.ts_ms])
+        pos = index.get_indexer(keys)
+        X = ds.X.iloc[pos]
+        if model.is_classifier:
+            signals.append(np.asarray(model.predict_proba(X))[:, 1])
+        else:
+            signals.append(np.asarray(model.predict(X), dtype="float64").reshape(-1))
+        if y is None:
+            y = ds.y[pos]
+    return np.column_stack(signals), np.asarray(y), keys.get_level_values(1).to_numpy()
+
+
+def backtest(id_or_name: str, symbols: list[str] | None = None, days_back: float = 7.0) -> EnsembleRecord:
+    """Score the ensemble beside each member on the same later half of the shared holdout.
+
+    The earlier half fits the stacking meta-model (and is left out of every score, for all methods), so
+    no method is scored on rows it learned from; members never trained on any of these rows.
+    """
+    from app.services.models import load_model
+
+    record = get_ensemble(id_or_name)
+    models = [load_model(name) for name in record.models]
+    symbols = (
+        symbols
+        or sorted({s for m in models for s in (m.training_ or {}).get("symbols", [])})
+        or get_settings().symbols
+    )
+    signals, y, times = _holdout(models, symbols, days_back)
+    half = len(y) // 2
+    predictor = EnsemblePredictor(
+        models, record.weights, record.method, names=record.models, meta=record.meta
+    )
+    if record.method == "stacking":
+        predictor.fit_stacking(signals[:half], y[:half], row_times_ms=times[:half])
+    scores = predictor.score(signals[half:], y[half:])
+    beats = beats_members(predictor.kind, scores)
+    results = {
+        **scores,
+        "beats_every_member": beats,
+        "symbols": symbols,
+        "days_back": days_back,
+        "fit_rows": int(half) if record.method == "stacking" else 0,
+        "fit_start": _iso(int(times[0])),
+        "members_train_end": {
+            n: (m.training_ or {}).get("train_end") for n, m in zip(record.models, models, strict=True)
+        },
+        "eval_rows": int(len(y) - half),
+        "eval_start": _iso(int(times[half])),
+        "eval_end": _iso(int(times[-1])),
+        "metric": "f1" if predictor.is_classifier else "rmse",
+    }
+    directory = ensembles_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{record.name}_results.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2))
+    tmp.replace(path)
+    predictor.save_config(record.name, directory)
+    with session_scope() as session:
+        row = session.get(EnsembleRecord, record.id)
+        assert row is not None
+        row.results, row.meta = results, predictor.meta
+        row.status = "active" if beats else "rejected"
+        row.backtested_ts = datetime.now(UTC)
+        session.add(row)
+    return get_ensemble(record.id)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()

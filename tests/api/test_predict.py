@@ -1,0 +1,207 @@
+"""POST /predict/{model} through real HTTP: champions, names, the three input styles, and every error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from app.store.cache import get_cache, reset_cache
+from tests.api.ml_setup import Trained, api_keys, save, store_all_candles, train_models
+from tests.api.server import serve
+
+
+@pytest.fixture(scope="session")
+def trained() -> Trained:
+    return train_models()
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    reset_cache()
+    with serve() as url:
+        yield url
+    reset_cache()
+
+
+@pytest.fixture()
+def setup(trained: Trained, base_url: str) -> Iterator[dict]:
+    from app.services.predictions import feature_rows
+
+    feature_rows.clear()
+    store_all_candles(trained)
+    names = {family: save(trained, family) for family in ("direction_small", "risk_rf", "price_mlp")}
+    get_cache().reload("test")
+    keys = api_keys()
+    with httpx.Client(base_url=base_url, timeout=10) as http:
+        yield {"http": http, "keys": keys, "names": names}
+    get_cache().reload("test")
+
+
+def test_direction_champion_answers_from_stored_candles(setup: dict, trained: Trained) -> None:
+    r = setup["http"].post(
+        "/predict/direction", json={"symbol": "BTC-USDT"}, headers=setup["keys"]["predict"]
+    )
+
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["direction"] in ("UP", "DOWN") and 0.5 <= body["confidence"] <= 1
+    assert body["model"] == setup["names"]["direction_small"] and body["version"] == 1
+    last_ts = int(trained.candles["BTC-USDT"]["ts"].iloc[-1])
+    assert datetime.fromisoformat(body["as_of"]) == datetime.fromtimestamp(last_ts / 1000, UTC)
+    assert body["data_source"] == "simulated" and body["input_source"] == "stored_candles"
+    assert isinstance(body["out_of_distribution"], bool) and body["dissimilarity_index"] >= 0
+
+
+def test_same_answer_from_candles_in_the_body(setup: dict, trained: Trained) -> None:
+    frame = trained.candles["BTC-USDT"].iloc[-600:]
+    candles = frame[["ts", "open", "high", "low", "close", "volume"]].to_dict("records")
+    stored = (
+        setup["http"]
+        .post("/predict/direction", json={"symbol": "BTC-USDT"}, headers=setup["keys"]["predict"])
+        .json()
+    )
+
+    r = setup["http"].post(
+        "/predict/direction",
+        json={"symbol": "BTC-USDT", "candles": candles},
+        headers=setup["keys"]["predict"],
+    )
+
+    assert r.status_code == 200, r.text
+    assert r.json()["input_source"] == "candles"
+    assert r.json()["confidence"] == pytest.approx(stored["confidence"], rel=1e-6)
+
+
+def test_features_in_the_body_and_a_far_away_input_is_flagged(setup: dict, trained: Trained) -> None:
+    model = trained.models["direction_small"]
+    normal = {f: 0.0 for f in model.feature_names_}
+    ref = model.calibration_["dissimilarity"]
+    normal = dict(zip(ref["features"], ref["mean"], strict=True))
+    far = {f: v + 50 * s for (f, v), s in zip(normal.items(), ref["std"], strict=True)}
+    http, key = setup["http"], setup["keys"]["predict"]
+
+    near = http.post(
+        "/predict/direction", json={"symbol": "BTC-USDT", "features": normal}, headers=key
+    ).json()
+    away = http.post("/predict/direction", json={"symbol": "BTC-USDT", "features": far}, headers=key).json()
+
+    assert near["input_source"] == "features" and near["out_of_distribution"] is False
+    assert (
+        away["out_of_distribution"] is True and away["dissimilarity_index"] > 10 * near["dissimilarity_index"]
+    )
+
+
+def test_a_model_by_name_and_other_kinds_answer_in_their_shape(setup: dict) -> None:
+    http, key = setup["http"], setup["keys"]["predict"]
+
+    risk = http.post(f"/predict/{setup['names']['risk_rf']}", json={"symbol": "ETH-USDT"}, headers=key)
+    price = http.post("/predict/price", json={"symbol": "ETH-USDT"}, headers=key)
+
+    assert risk.status_code == 200 and 0 <= risk.json()["risk"] <= 100 and risk.json()["kind"] == "risk"
+    assert price.status_code == 200, price.text
+    assert price.json()["predicted_price"] > 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "symbol"),
+        ({"symbol": "btc"}, "symbol"),
+        ({"symbol": "BTC-USDT", "features": {"returns": "x"}}, "features.returns"),
+        (
+            {
+                "symbol": "BTC-USDT",
+                "candles": [{"ts": 1, "open": -1, "high": 1, "low": 1, "close": 1, "volume": 1}],
+            },
+            "candles.0.open",
+        ),
+        ({"symbol": "BTC-USDT", "unknown": 1}, "unknown"),
+    ],
+)
+def test_invalid_bodies_are_422_naming_the_field(setup: dict, body: dict, field: str) -> None:
+    r = setup["http"].post("/predict/direction", json=body, headers=setup["keys"]["predict"])
+
+    assert r.status_code == 422
+    assert field in [e["field"] for e in r.json()["errors"]]
+
+
+def test_missing_features_and_too_few_candles_are_422_saying_what_to_send(
+    setup: dict, trained: Trained
+) -> None:
+    http, key = setup["http"], setup["keys"]["predict"]
+    few = trained.candles["BTC-USDT"].iloc[-5:][["ts", "open", "high", "low", "close", "volume"]]
+
+    missing = http.post(
+        "/predict/direction", json={"symbol": "BTC-USDT", "features": {"returns": 0.1}}, headers=key
+    )
+    short = http.post(
+        "/predict/direction", json={"symbol": "BTC-USDT", "candles": few.to_dict("records")}, headers=key
+    )
+
+    assert missing.status_code == 422 and "features: missing" in missing.json()["detail"]
+    assert short.status_code == 422 and short.json()["detail"].startswith("candles")
+
+
+def test_unknown_model_is_404_and_unknown_symbol_is_404(setup: dict) -> None:
+    http, key = setup["http"], setup["keys"]["predict"]
+
+    assert http.post("/predict/nope_001", json={"symbol": "BTC-USDT"}, headers=key).status_code == 404
+    r = http.post("/predict/direction", json={"symbol": "DOGE-USDT"}, headers=key)
+    assert r.status_code == 404 and "DOGE-USDT" in r.json()["detail"]
+
+
+def test_a_kind_without_an_active_model_is_503(setup: dict) -> None:
+    r = setup["http"].post("/predict/momentum", json={"symbol": "BTC-USDT"}, headers=setup["keys"]["predict"])
+
+    assert r.status_code == 503 and "no active momentum model" in r.json()["detail"]
+
+
+def test_an_expired_model_is_refused_with_503(setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    cache = get_cache()
+    snap = cache.snapshot
+    name = snap.champions["direction"]
+    old = replace(snap.models[name], created_ts=datetime.now(UTC) - timedelta(days=30))
+    monkeypatch.setattr(cache, "_snapshot", replace(snap, models={**snap.models, name: old}))
+
+    r = setup["http"].post(
+        "/predict/direction", json={"symbol": "BTC-USDT"}, headers=setup["keys"]["predict"]
+    )
+
+    assert r.status_code == 503 and "expiry" in r.json()["detail"]
+
+
+def test_keys_are_required(setup: dict) -> None:
+    http = setup["http"]
+
+    assert http.post("/predict/direction", json={"symbol": "BTC-USDT"}).status_code == 401
+    bad = http.post("/predict/direction", json={"symbol": "BTC-USDT"}, headers={"X-API-Key": "mlp_wrong"})
+    assert bad.status_code == 401
+
+
+def test_served_predictions_are_logged_and_scored_into_live_performance(
+    setup: dict, trained: Trained
+) -> None:
+    from app.services.prediction_log import drain_predictions, get_prediction_log, score_predictions
+
+    frame = trained.candles["BTC-USDT"].iloc[-620:-20][["ts", "open", "high", "low", "close", "volume"]]
+    http, key = setup["http"], setup["keys"]["predict"]
+    served = http.post(
+        "/predict/direction", json={"symbol": "BTC-USDT", "candles": frame.to_dict("records")}, headers=key
+    ).json()
+    get_prediction_log().flush()
+
+    assert drain_predictions() == 1
+    result = score_predictions()
+
+    name = setup["names"]["direction_small"]
+    assert result["models"] == [name]
+    live = http.get(f"/models/{name}", headers=key).json()["live_performance"]
+    close = trained.candles["BTC-USDT"]["close"].to_numpy()
+    went_up = close[-20 - 1 + 3] > close[-20 - 1]
+    assert live["trades_evaluated"] == 1
+    assert live["accuracy"] == float((served["direction"] == "UP") == went_up)
