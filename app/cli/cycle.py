@@ -1,0 +1,82 @@
+"""`mlpipe cycle`: force a model cycle (the same as POST /cycles) and, with --wait, follow it live."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from app.cli import app
+
+console = Console()
+_STATE_STYLE = {"queued": "dim", "running": "yellow", "succeeded": "green", "failed": "red", "skipped": "dim"}
+_DONE = ("succeeded", "partial", "failed", "interrupted")
+
+
+def render(view: dict[str, Any]) -> Group:
+    """The cycle's stage line and one row per model definition (and retrain)."""
+    head = Text.assemble(
+        ("cycle ", "bold"), (view["id"][:12], "cyan"), "  status ", (view["status"], "bold"),
+        "  stage ", (view["stage"], "magenta"),
+    )
+    table = Table(show_header=True, header_style="bold", expand=False)
+    for column in ("model definition", "state", "model", "score", "seconds", "note"):
+        table.add_column(column)
+    for name, entry in view["progress"].items():
+        state = entry.get("state", "?")
+        note = entry.get("error") or entry.get("outcome") or ""
+        score = entry.get("score")
+        table.add_row(
+            name, Text(state, style=_STATE_STYLE.get(state, "")),
+            entry.get("model") or entry.get("new_model") or "",
+            "" if score is None else f"{score:.1f}", str(entry.get("seconds", "")), str(note)[:60],
+        )
+    parts: list[Any] = [head, table]
+    for error in view["errors"][-5:]:
+        style = "yellow" if error.get("level") == "warning" else "red"
+        line = f"{error.get('stage')}: {error.get('model') or ''} {error.get('message')}"
+        parts.append(Text(line, style=style))
+    return Group(*parts)
+
+
+@app.command()
+def cycle(
+    wait: bool = typer.Option(False, "--wait", help="follow it until it ends (needs a worker)"),
+    window_days: float = typer.Option(None, "--window-days", help="rolling training window (default 7)"),
+    show: str = typer.Option(None, "--show", help="print one cycle by id instead of starting one"),
+    timeout: float = typer.Option(6 * 3600, "--timeout", help="give up waiting after this many seconds"),
+) -> None:
+    """Run a model cycle now: ingest, build every definition, rank, drift, retrain (DESIGN 6)."""
+    from app.core.errors import MLPipeError
+    from app.services import cycles
+
+    try:
+        if show:
+            console.print(render(cycles.cycle_view(cycles.get_cycle(show))))
+            return
+        options = {"window_days": window_days} if window_days else {}
+        started = cycles.start_cycle("cli", options)
+    except cycles.CycleRunning as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(code=2) from None
+    except MLPipeError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(code=1) from None
+    console.print(f"cycle [cyan]{started.id}[/cyan] queued; see it with `mlpipe cycle --show {started.id}`")
+    if not wait:
+        return
+    deadline = time.monotonic() + timeout
+    with Live(render(cycles.cycle_view(started)), console=console, refresh_per_second=2) as live:
+        while True:
+            view = cycles.cycle_view(cycles.get_cycle(started.id))
+            live.update(render(view))
+            if view["status"] in _DONE or time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
+    if view["status"] not in ("succeeded", "partial"):
+        raise typer.Exit(code=1)

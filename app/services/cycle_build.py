@@ -1,0 +1,221 @@
+"""The first two stages of a cycle: catch-up ingest, then one build (train, validate, save) per definition."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from typing import Any
+
+from sqlmodel import select
+
+from app.core.config import get_settings
+from app.core.db import session_scope
+from app.core.logging import get_logger
+from app.services import cycle_data, cycle_ml
+from app.services.cycle_definitions import load_definitions, window_days
+from app.services.cycles import error_entry, fail_cycle, now, update
+from app.services.models import record_event, save_model, split_name
+from app.tables.cycles import Cycle
+from app.tables.models import ModelEvent, ModelRecord
+
+log = get_logger(__name__)
+
+
+def cycle_symbols(options: dict[str, Any]) -> list[str]:
+    return list(options.get("symbols") or get_settings().symbols)
+
+
+def start(cycle_id: str) -> list[str]:
+    """Mark the cycle running, catch up candles, fix the window, enqueue the builds; return their names."""
+    from app.services.cycle_flow import enqueue_builds, set_stage
+
+    cycle = update(cycle_id, _mark_running)
+    options = cycle.options
+    symbols = cycle_symbols(options)
+    set_stage(cycle_id, "ingest")
+    try:
+        report = cycle_data.catch_up(symbols) if options.get("ingest", True) else {"skipped": True}
+        anchor = cycle_data.anchor_ts(symbols)
+        definitions = load_definitions(options)
+    except Exception as exc:  # noqa: BLE001 - any reason is the cycle's reason to fail
+        fail_cycle(cycle_id, "ingest", f"{type(exc).__name__}: {getattr(exc, 'message', exc)}")
+        return []
+    days = window_days(options)
+    window = {
+        "start_ms": int(anchor - days * cycle_data.DAY_MS) + 60_000,
+        "end_ms": int(anchor),
+        "days": days,
+    }
+
+    def planned(cycle: Cycle) -> None:
+        cycle.results["ingest"] = report
+        cycle.results["window"] = window
+        cycle.results["symbols"] = symbols
+        if report.get("warning"):
+            cycle.errors.append(error_entry("ingest", report["warning"], level="warning"))
+        for definition in definitions:
+            cycle.progress[definition["name"]] = {
+                "type": definition["type"],
+                "stage": "build",
+                "state": "queued",
+                "attempts": 0,
+            }
+
+    update(cycle_id, planned)
+    set_stage(cycle_id, "build")
+    names = [d["name"] for d in definitions]
+    enqueue_builds(cycle_id, names, options.get("build_timeout"))
+    return names
+
+
+def _mark_running(cycle: Cycle) -> None:
+    if cycle.status == "queued":
+        cycle.status = "running"
+        cycle.started_ts = now()
+        cycle.timings["started_at"] = time.time()
+
+
+def _already_built(cycle_id: str, family: str) -> ModelRecord | None:
+    """A model of this family saved by this cycle (a retried build after its worker died post-save)."""
+    with session_scope() as session:
+        stmt = (
+            select(ModelRecord)
+            .join(ModelEvent, ModelEvent.model_name == ModelRecord.name)  # type: ignore[arg-type]
+            .where(
+                ModelEvent.cycle_id == cycle_id, ModelEvent.event == "trained", ModelRecord.family == family
+            )
+        )
+        return session.exec(stmt).first()
+
+
+def build(cycle_id: str, name: str) -> dict[str, Any]:
+    """Train one definition on the cycle's window, validate it on its holdout, save it as a candidate.
+
+    A definition that raises becomes a `failed` model row with its error; the cycle goes on. A retry of
+    a build whose model was already saved (the worker died after saving) reuses that model.
+    """
+    cycle = update(cycle_id, lambda c: _progress(c, name, state="running", attempts_plus=1))
+    definition = next(d for d in load_definitions(cycle.options) if d["name"] == name)
+    family, _ = split_name(name)
+    started = time.perf_counter()
+    try:
+        record = _already_built(cycle_id, family)
+        if record is None:
+            window = cycle.results["window"]
+            probe = _probe_model(definition)
+            data = cycle_data.load_range(
+                cycle_symbols(cycle.options),
+                window["start_ms"],
+                window["end_ms"],
+                probe.timeframe,
+                cycle_ml.warmup_bars(probe),
+            )
+            model = cycle_ml.train(definition, data)
+            model.training_["window_end_ms"] = window["end_ms"]
+            model.training_["cycle_id"] = cycle_id
+            record = save_model(model, name=family, status="candidate", cycle_id=cycle_id)
+    except Exception as exc:  # noqa: BLE001 - a broken definition fails its model, not the cycle
+        message = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
+        log.warning("cycle build failed", cycle_id=cycle_id, definition=name, error=message)
+        failed = _record_failed(cycle_id, definition, family, message, traceback.format_exc(limit=5))
+        update(
+            cycle_id,
+            lambda c: _progress(
+                c,
+                name,
+                state="failed",
+                error=message,
+                model=failed,
+                seconds=time.perf_counter() - started,
+                error_entry_=error_entry("build", message, model=name),
+            ),
+        )
+        return {"definition": name, "state": "failed", "error": message}
+    update(
+        cycle_id,
+        lambda c: _progress(
+            c,
+            name,
+            state="succeeded",
+            model=record.name,
+            kind=record.kind,
+            score=record.score,
+            seconds=time.perf_counter() - started,
+        ),
+    )
+    return {"definition": name, "state": "succeeded", "model": record.name, "score": record.score}
+
+
+def _probe_model(definition: dict[str, Any]) -> Any:
+    """An unfitted instance of the definition's class: its features, horizon and timeframe."""
+    from app.ml.registry import model_class_for
+
+    cls = model_class_for(str(definition["type"]))
+    kwargs = {k: definition[k] for k in ("features", "horizon", "timeframe") if definition.get(k) is not None}
+    return cls(**kwargs)
+
+
+def _record_failed(cycle_id: str, definition: dict[str, Any], family: str, message: str, trace: str) -> str:
+    """A `failed` model row (no files) and its event, so `mlpipe models` shows what broke and why."""
+    from app.services.models import next_version
+
+    kind, model_type = _kind_of(definition)
+    with session_scope() as session:
+        version = next_version(family, session)
+        record = ModelRecord(
+            name=f"{family}_{version:03d}",
+            family=family,
+            kind=kind,
+            model_type=model_type,
+            version=version,
+            status="failed",
+            store_dir="",
+            features=list(definition.get("features") or []),
+            hyperparams=dict(definition.get("config") or {}),
+            error=message[:2000],
+            training={"cycle_id": cycle_id},
+            data_source=cycle_ml.data_source(),
+            description=f"build of definition {definition['name']!r} failed",
+        )
+        session.add(record)
+        session.flush()
+        record_event(
+            record.name,
+            "failed",
+            message[:500],
+            numbers={"traceback": trace[-1500:]},
+            cycle_id=cycle_id,
+            session=session,
+        )
+        return record.name
+
+
+def _kind_of(definition: dict[str, Any]) -> tuple[str, str]:
+    try:
+        from app.ml.registry import model_class_for
+
+        cls = model_class_for(str(definition["type"]))
+        return cls.kind, cls.model_type
+    except Exception:  # noqa: BLE001 - an unknown type is exactly the error being recorded
+        return "unknown", str(definition.get("type"))[:32]
+
+
+def _progress(
+    cycle: Cycle,
+    name: str,
+    *,
+    state: str,
+    attempts_plus: int = 0,
+    seconds: float | None = None,
+    error_entry_: dict[str, Any] | None = None,
+    **fields: Any,
+) -> None:
+    entry = dict(cycle.progress.get(name) or {})
+    entry["state"] = state
+    entry["attempts"] = int(entry.get("attempts", 0)) + attempts_plus
+    if seconds is not None:
+        entry["seconds"] = round(seconds, 3)
+    entry.update({k: v for k, v in fields.items() if v is not None})
+    cycle.progress[name] = entry
+    if error_entry_:
+        cycle.errors.append(error_entry_)

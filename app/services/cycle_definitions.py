@@ -1,0 +1,92 @@
+"""The model definitions of a cycle: `config/models.yaml` (operators edit it) or a cycle's inline list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from app.core.config import get_settings
+from app.core.errors import BadInput
+
+DEFAULT_FILE = Path(__file__).resolve().parents[2] / "config" / "models.yaml"
+DEFAULT_WINDOW_DAYS = 7.0
+REQUIRED = ("type", "name")
+
+
+def models_file(options: dict[str, Any] | None = None) -> Path:
+    """Where the definitions come from: the cycle's option, the settings (when present), else the repo's."""
+    chosen = (options or {}).get("models_file") or getattr(get_settings(), "cycle_models_file", None)
+    return Path(chosen) if chosen else DEFAULT_FILE
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise BadInput(
+            f"model definitions file {path} does not exist; create it (see config/models.yaml)"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise BadInput(f"model definitions file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("models_to_train"), list):
+        raise BadInput(f"{path} must hold a `models_to_train:` list of model definitions")
+    return data
+
+
+def _check(definitions: list[Any], source: str) -> list[dict[str, Any]]:
+    if not definitions:
+        raise BadInput(f"{source}: no model definitions; add at least one under models_to_train")
+    seen: set[str] = set()
+    out = []
+    for i, item in enumerate(definitions):
+        if not isinstance(item, dict):
+            raise BadInput(f"{source}: definition #{i + 1} must be a mapping with type, name, config, ...")
+        missing = [key for key in REQUIRED if not item.get(key)]
+        if missing:
+            raise BadInput(f"{source}: definition #{i + 1} lacks {', '.join(missing)}")
+        name = str(item["name"])
+        if name in seen:
+            raise BadInput(f"{source}: two definitions are named {name!r}; names must be unique")
+        if not isinstance(item.get("config", {}), dict):
+            raise BadInput(f"{source}: definition {name!r}: config must be a mapping of hyperparameters")
+        seen.add(name)
+        out.append({"config": {}, **item, "name": name})
+    return out
+
+
+def load_definitions(options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The cycle's definitions, checked: unique names, each with a type and a name."""
+    options = options or {}
+    if options.get("definitions") is not None:
+        return _check(list(options["definitions"]), "the cycle's definitions")
+    path = models_file(options)
+    return _check(_read(path)["models_to_train"], str(path))
+
+
+def check_buildable(definitions: list[dict[str, Any]]) -> None:
+    """Construct each definition's model (unfitted): an unknown type or hyperparameter fails up front."""
+    from app.ml.training import model_from_definition
+
+    for definition in definitions:
+        try:
+            model_from_definition(definition)
+        except BadInput as exc:
+            raise BadInput(f"model definition {definition['name']!r}: {exc.message}") from None
+
+
+def window_days(options: dict[str, Any] | None = None) -> float:
+    """The rolling window: the cycle's option, else the file's `defaults.window_days`, else 7."""
+    options = options or {}
+    if options.get("window_days") is not None:
+        value = float(options["window_days"])
+    elif options.get("definitions") is None and models_file(options).exists():
+        value = float(
+            (_read(models_file(options)).get("defaults") or {}).get("window_days", DEFAULT_WINDOW_DAYS)
+        )
+    else:
+        value = DEFAULT_WINDOW_DAYS
+    if value <= 0:
+        raise BadInput(f"window_days must be positive, got {value}")
+    return value

@@ -1,0 +1,67 @@
+"""The cycle's calls into app.ml: train a definition, score a model on chosen rows, its feature frame.
+
+Scoring old and new models on "the same fresh holdout" needs the metrics of `app.ml.validation` on an
+arbitrary slice of time, so this builds the model's dataset from candles (with warm-up before the slice)
+and evaluates only the rows at or after `start_ms`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from app.core.config import get_settings
+from app.data.candles import index_ms
+from app.features import required_warmup
+
+if TYPE_CHECKING:
+    from app.ml.base import BaseModel
+
+MIN_EVAL_ROWS = 30
+
+
+def train(definition: dict[str, Any], training_data: dict[str, pd.DataFrame]) -> BaseModel:
+    """Train one definition on the window and fill its holdout metrics (ML's TrainingPipeline)."""
+    from app.ml import TrainingPipeline
+
+    return TrainingPipeline().train_model(dict(definition), training_data)
+
+
+def warmup_bars(model: BaseModel) -> int:
+    return int(required_warmup(list(model.features), model.timeframe))
+
+
+def evaluate(model: BaseModel, candles: dict[str, pd.DataFrame], start_ms: int) -> dict[str, Any] | None:
+    """The model's validation metrics on the labelled rows at or after `start_ms`; None if too few."""
+    from app.ml.dataset import build_dataset
+    from app.ml.validation import evaluate_dataset
+
+    dataset = build_dataset(model, candles)
+    mask = dataset.ts_ms >= int(start_ms)
+    if int(mask.sum()) < MIN_EVAL_ROWS:
+        return None
+    rows = dataset.subset(mask)
+    span = int(rows.ts_ms.max() - rows.ts_ms.min()) + model.bar_ms
+    metrics = evaluate_dataset(model, rows, window=f"{span / 3_600_000:.1f}h")
+    return {**metrics, "rows": int(mask.sum())}
+
+
+def feature_rows(
+    model: BaseModel, candles: dict[str, pd.DataFrame], start_ms: int, end_ms: int
+) -> pd.DataFrame:
+    """The model's input features (warmed up, every symbol pooled) for candles in [start_ms, end_ms]."""
+    from app.features import compute_features
+
+    warm = warmup_bars(model)
+    parts = []
+    for frame in candles.values():
+        feats = compute_features(frame, list(model.features)).iloc[warm:]
+        stamps = index_ms(feats.index)
+        keep = (stamps >= start_ms) & (stamps <= end_ms)
+        parts.append(feats[keep])
+    return pd.concat(parts).dropna() if parts else pd.DataFrame(columns=list(model.features))
+
+
+def data_source() -> str:
+    return get_settings().market_data_source

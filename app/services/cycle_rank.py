@@ -1,0 +1,81 @@
+"""The rank stage: score every candidate and active model and apply DESIGN 6 (see app.ml.ranking)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import select
+
+from app.core.db import session_scope
+from app.core.logging import get_logger
+from app.ml.ranking import RANKED_STATUSES, ModelRanker, RankEntry, score_from_performance
+from app.services.cycles import error_entry, update
+from app.services.models import set_status
+from app.tables.cycles import Cycle
+from app.tables.models import ModelRecord
+
+log = get_logger(__name__)
+
+
+def _close_lost_builds(cycle: Cycle) -> None:
+    """A build still queued/running when rank starts lost its job (e.g. abandoned twice): it failed."""
+    for name, entry in cycle.progress.items():
+        if entry.get("stage") == "build" and entry.get("state") in ("queued", "running"):
+            entry = dict(entry, state="failed", error="its build job ended without a result (worker lost)")
+            cycle.progress[name] = entry
+            cycle.errors.append(error_entry("build", entry["error"], model=name))
+
+
+def rank(cycle_id: str) -> dict[str, Any]:
+    """Promote the top models (champions first), archive the dropped and the surplus; record each decision."""
+    from app.services.cycle_flow import set_stage
+
+    update(cycle_id, _close_lost_builds)
+    set_stage(cycle_id, "rank")
+    with session_scope() as session:
+        stmt = select(ModelRecord).where(ModelRecord.status.in_(RANKED_STATUSES))  # type: ignore[attr-defined]
+        records = list(session.exec(stmt).all())
+    entries = [
+        RankEntry(
+            r.name,
+            r.kind,
+            r.status,
+            r.score if r.score is not None else score_from_performance(r.performance),
+            r.created_ts,
+        )
+        for r in records
+    ]
+    plan = ModelRanker().plan(entries)
+    position = {name: i + 1 for i, (name, _) in enumerate(plan.order)}
+    scores = dict(plan.order)
+    previous = {r.name: r.status for r in records}
+    decisions: dict[str, Any] = {}
+    for name, reason in plan.archive.items():
+        numbers = {"score": scores.get(name), "rank": position[name], "of": len(plan.order)}
+        set_status(name, "archived", reason, numbers=numbers, cycle_id=cycle_id)
+        decisions[name] = {"from": previous[name], "to": "archived", "reason": reason, **numbers}
+    for name in plan.active:
+        champion_of = next((k for k, v in plan.champions.items() if v == name), None)
+        reason = (
+            f"champion of {champion_of}" if champion_of else f"in the top {ModelRanker().max_active}"
+        ) + (f": score {scores.get(name)}, rank {position[name]} of {len(plan.order)}")
+        numbers = {
+            "score": scores.get(name),
+            "rank": position[name],
+            "of": len(plan.order),
+            "champion_of": champion_of,
+        }
+        if previous[name] != "active":
+            set_status(name, "active", reason, numbers=numbers, cycle_id=cycle_id)
+            decisions[name] = {"from": previous[name], "to": "active", "reason": reason, **numbers}
+    summary = {
+        "order": [[name, score] for name, score in plan.order],
+        "champions": plan.champions,
+        "active": plan.active,
+        "archived": plan.archive,
+        "candidates": plan.keep_candidate,
+        "decisions": decisions,
+    }
+    update(cycle_id, lambda c: c.results.__setitem__("ranking", summary))
+    log.info("cycle ranked", cycle_id=cycle_id, active=plan.active, archived=list(plan.archive))
+    return summary
