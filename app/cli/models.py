@@ -1,0 +1,215 @@
+"""`mlpipe train`, `backtest`, `models`: build a model, judge it against its baselines, list them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app.cli import app
+from app.core.errors import BadInput, MLPipeError
+
+
+class Kind(StrEnum):
+    direction = "direction"
+    risk = "risk"
+    price = "price"
+    momentum = "momentum"
+    volatility = "volatility"
+
+
+class Status(StrEnum):
+    candidate = "candidate"
+    active = "active"
+    archived = "archived"
+    superseded = "superseded"
+    failed = "failed"
+
+
+@contextmanager
+def _clear_errors(console: Console, what: str) -> Iterator[None]:
+    """Our errors become one line and an exit code (2: fix the input, 1: it failed); no traceback."""
+    try:
+        yield
+    except BadInput as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from None
+    except MLPipeError as exc:
+        console.print(f"[red]{what} failed:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+
+
+@app.command("train")
+def train_command(
+    kind: Kind = typer.Option(..., "--kind", help="what to predict"),
+    symbols: str = typer.Option(None, "--symbols", help="e.g. BTC-USDT,ETH-USDT (default: SYMBOLS)"),
+    timeframe: str = typer.Option("1m", "--timeframe", help="bar size: 1m, 5m, 15m, 1h, 4h"),
+    lookback_bars: int = typer.Option(None, "--lookback-bars", min=1, help="bars of history (7 days)"),
+    horizon: int = typer.Option(None, "--horizon", min=1, help="bars ahead (default: the kind's)"),
+    config: str = typer.Option(None, "--config", help="estimator hyperparameters as JSON object"),
+    name: str = typer.Option(None, "--name", help="family or full name (default: the kind's class name)"),
+) -> None:
+    """Train a model on stored candles, save it as a candidate and show it beside its naive baselines."""
+    from app.core.config import get_settings
+    from app.ml.training import model_from_definition
+    from app.services.ingest import normalize_symbols
+    from app.services.models import save_model
+
+    console = Console()
+    with _clear_errors(console, "training"):
+        names = normalize_symbols(symbols) if symbols else get_settings().symbols
+        definition: dict[str, Any] = {"kind": kind.value, "timeframe": timeframe, "horizon": horizon,
+                                      "config": _parse_config(config)}
+        model = model_from_definition(definition)
+        with console.status(f"training {kind.value} on {', '.join(names)} ({timeframe})..."):
+            model.train(names, timeframe=timeframe, lookback_bars=lookback_bars, prediction_horizon=horizon)
+        record = save_model(model, name=name)
+    console.print(
+        f"saved [bold]{record.name}[/bold] ({record.kind}, {record.model_type}) as {record.status} in "
+        f"{record.store_dir}; trained on {model.training_.get('data_points')} rows, "
+        f"{model.training_.get('train_start')} to {model.training_.get('train_end')}"
+    )
+    print_report(console, f"{record.name}: holdout", model.performance_, model.is_classifier)
+
+
+@app.command("backtest")
+def backtest_command(
+    name: str = typer.Argument(..., help="a stored model's name, e.g. direction_predictor_001"),
+    days: float = typer.Option(7.0, "--days", min=0.01, help="newest days of candles to test on"),
+    symbols: str = typer.Option(None, "--symbols", help="default: the symbols it was trained on"),
+    fee_bps: float = typer.Option(10.0, "--fee-bps", min=0.0, help="direction: fee per unit traded (bps)"),
+    slippage_bps: float = typer.Option(2.0, "--slippage-bps", min=0.0, help="direction: slippage (bps)"),
+) -> None:
+    """Test a stored model on the newest candles it never trained on, beside its naive baselines."""
+    from app.ml.validation import ValidationPipeline
+    from app.services.ingest import normalize_symbols
+    from app.services.models import load_model
+
+    console = Console()
+    with _clear_errors(console, "backtest"):
+        model = load_model(name)
+        chosen = normalize_symbols(symbols) if symbols else None
+        with console.status(f"backtesting {name} on the last {days:g} days..."):
+            result = ValidationPipeline(fee_bps=fee_bps, slippage_bps=slippage_bps).backtest_model(
+                model, symbols=chosen, days_back=days
+            )
+    print_report(console, f"{name}: backtest", result, model.is_classifier)
+
+
+@app.command("models")
+def models_command(
+    status: Status = typer.Option(None, "--status", help="only this status"),
+    kind: Kind = typer.Option(None, "--kind", help="only this kind"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+) -> None:
+    """List stored models, newest first."""
+    from app.services.models import list_models
+
+    console = Console()
+    with _clear_errors(console, "listing"):
+        records = list_models(status=status.value if status else None, kind=kind.value if kind else None)
+    if as_json:
+        rows = [{"name": r.name, "kind": r.kind, "type": r.model_type, "status": r.status, "score": r.score,
+                 "skill": r.performance.get("skill"), "created_ts": r.created_ts.isoformat()}
+                for r in records]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not records:
+        scope = "" if status is None and kind is None else " with that filter"
+        console.print(f"no models stored yet{scope}; train one with `mlpipe train --kind direction`")
+        return
+    table = Table(title=f"models ({len(records)})")
+    for column in ("name", "kind", "type", "status", "score", "skill", "created (UTC)"):
+        table.add_column(column, justify="right" if column in ("score", "skill") else "left", no_wrap=True)
+    for r in records:
+        table.add_row(r.name, r.kind, r.model_type, r.status, _num(r.score, 1),
+                      _num(r.performance.get("skill"), 3), f"{r.created_ts:%Y-%m-%d %H:%M}")
+    console.print(table)
+
+
+def _parse_config(config: str | None) -> dict[str, Any]:
+    if not config:
+        return {}
+    try:
+        value = json.loads(config)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"--config is not valid JSON ({exc.msg}); e.g. '{{\"max_depth\": 4}}'") from None
+    if not isinstance(value, dict):
+        raise BadInput("--config must be a JSON object of hyperparameters, e.g. '{\"max_depth\": 4}'")
+    return value
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float | int) else str(value)
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def print_report(console: Console, title: str, perf: dict[str, Any], is_classifier: bool) -> None:
+    """Model beside each naive baseline, then skill, confidence reliability and (direction) trading."""
+    console.print(_metrics_table(title, perf, is_classifier))
+    best, metric = perf.get("baseline"), "accuracy" if is_classifier else "rmse"
+    console.print(
+        f"skill over the best baseline ({best}, {metric} {_num(perf.get(f'baseline_{metric}'))}): "
+        f"[bold]{_num(perf.get('skill'))}[/bold]  (score {_num(perf.get('score'), 1)}; 0 = no better than "
+        f"the baseline)  on {perf.get('n')} rows, {perf.get('start')} to {perf.get('end')}"
+    )
+    stated = perf.get("reliability") if is_classifier else perf.get("coverage")
+    if stated and stated.get("bins"):
+        console.print(_reliability_table(stated, is_classifier))
+    if perf.get("trading"):
+        console.print(_trading_table(perf["trading"]))
+
+
+def _metrics_table(title: str, perf: dict[str, Any], is_classifier: bool) -> Table:
+    baselines: dict[str, Any] = perf.get("baselines") or {}
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("model", justify="right", style="bold")
+    for name in baselines:
+        table.add_column(f"baseline: {name}" + (" (best)" if name == perf.get("baseline") else ""),
+                         justify="right")
+    if is_classifier:
+        table.add_row("accuracy", _num(perf.get("accuracy")), *(_num(v) for v in baselines.values()))
+        for metric in ("precision", "recall", "f1", "roc_auc"):
+            table.add_row(metric, _num(perf.get(metric)), *("" for _ in baselines))
+    else:
+        for metric in ("rmse", "mae", "r2"):
+            table.add_row(metric, _num(perf.get(metric), 6),
+                          *(_num((v or {}).get(metric), 6) for v in baselines.values()))
+    return table
+
+
+def _reliability_table(stated: dict[str, Any], is_classifier: bool) -> Table:
+    what = "stated confidence vs observed hit rate" if is_classifier else (
+        f"interval coverage (band {stated.get('band')}): stated vs observed")
+    table = Table(title=f"{what}; weighted gap {_num(stated.get('weighted_gap'), 3)}")
+    for column in ("bin", "rows", "stated", "observed"):
+        table.add_column(column, justify="right")
+    for b in stated["bins"]:
+        table.add_row(f"{b['lo']:.2f}-{b['hi']:.2f}", str(b["count"]), _num(b["stated"], 3),
+                      _num(b["observed"], 3))
+    return table
+
+
+def _trading_table(trading: dict[str, Any]) -> Table:
+    hold: dict[str, Any] = trading.get("buy_and_hold") or {}
+    table = Table(title=f"trading backtest (fees {trading.get('fee_bps')} bps + slippage "
+                        f"{trading.get('slippage_bps')} bps per unit traded; Sharpe annualised)")
+    for column in ("", "return", "sharpe", "max drawdown", "hit rate", "trades", "bars"):
+        table.add_column(column, justify="right")
+    def row(t: dict[str, Any]) -> list[str]:
+        return [_pct(t.get("total_return")), _num(t.get("sharpe"), 2), _pct(t.get("max_drawdown"))]
+
+    table.add_row("model", *row(trading), _pct(trading.get("hit_rate")), str(trading.get("trades")),
+                  str(trading.get("bars")))
+    table.add_row("buy and hold", *row(hold), "-", "-", str(trading.get("bars")))
+    return table

@@ -1,0 +1,373 @@
+"""Model use cases: save a fitted model (files + row), load it back verified, list it, change its status.
+
+Files and rows move together. `save_model` builds the whole directory in a private temp dir, publishes it
+with one rename, then inserts the row; if the insert fails the directory is removed again. A hard crash
+between the rename and the commit can leave a `model_NNN/` without a row, but nothing reaches files except
+through a row, so such a directory is invisible, and `sweep_store` deletes it later. The reverse (a row
+without files) cannot happen: the row is written only after its files are published and hashed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, or_
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from sqlmodel import Session, select
+
+from app.core.config import get_settings
+from app.core.db import session_scope
+from app.core.errors import BadInput, Conflict, IntegrityError, NotFound
+from app.core.logging import get_logger
+from app.services.model_docs import jsonable, metadata_for, readme_for
+from app.store.artifacts import ModelStore
+from app.tables.models import MODEL_EVENTS, MODEL_STATUSES, ModelEvent, ModelRecord, utcnow
+
+if TYPE_CHECKING:
+    from app.ml.base import BaseModel
+
+log = get_logger(__name__)
+
+KINDS = ("direction", "risk", "price", "momentum", "volatility")
+NAME_PATTERN = re.compile(r"^(?P<family>[a-z][a-z0-9_]*?)_(?P<version>\d{3,})$")
+FAMILY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,110}$")
+# DESIGN 6; archived -> active lets an operator undo an archive by hand (PATCH /models/{name}).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "candidate": frozenset({"active", "archived", "failed"}),
+    "active": frozenset({"superseded", "archived"}),
+    "superseded": frozenset({"archived"}),
+    "archived": frozenset({"active"}),
+    "failed": frozenset(),
+}
+_STATUS_EVENT = {"active": "promoted", "archived": "archived", "superseded": "superseded", "failed": "failed"}
+_DEPENDENCIES = {".json": ("xgboost",), ".ubj": ("xgboost",), ".skops": ("scikit-learn", "skops"),
+                 ".pt": ("torch",)}
+_SAVE_ATTEMPTS = 5
+
+
+def model_store() -> ModelStore:
+    return ModelStore(get_settings().model_store_dir)
+
+
+def family_of(model: BaseModel) -> str:
+    """Default family: the class name in snake case (DirectionPredictor -> direction_predictor)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(model).__name__).lower()
+
+
+def split_name(name: str) -> tuple[str, int | None]:
+    """`direction_predictor_003` -> ("direction_predictor", 3); a bare family -> (family, None)."""
+    match = NAME_PATTERN.match(name)
+    if match:
+        return match["family"], int(match["version"])
+    if not FAMILY_PATTERN.match(name):
+        raise BadInput(
+            f"invalid model name {name!r}: use lowercase letters, digits and '_' "
+            "(e.g. direction_predictor_001)"
+        )
+    return name, None
+
+
+def next_version(family: str, session: Session | None = None) -> int:
+    """One more than the highest version of the family ever saved (archived and failed ones included)."""
+    stmt = select(func.max(ModelRecord.version)).where(ModelRecord.family == family)
+    if session is not None:
+        return (session.exec(stmt).one() or 0) + 1
+    with session_scope() as own:
+        return (own.exec(stmt).one() or 0) + 1
+
+
+def _dependencies(model: BaseModel) -> list[str]:
+    found = []
+    for package in _DEPENDENCIES.get(Path(model.artifact_file).suffix, ()):
+        try:
+            found.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            found.append(package)
+    return found
+
+
+def _new_record(
+    model: BaseModel, family: str, version_: int, status: str, description: str | None
+) -> ModelRecord:
+    training = dict(getattr(model, "training_", None) or {})
+    training.setdefault("horizon", getattr(model, "horizon", None))
+    training.setdefault("timeframe", getattr(model, "timeframe", None))
+    training = jsonable(training)
+    performance = jsonable(dict(getattr(model, "performance_", None) or {}))
+    skill = performance.get("skill")
+    hyperparams = getattr(model, "hyperparams", None) or model.get_params()
+    return ModelRecord(
+        name=f"{family}_{version_:03d}",
+        family=family,
+        kind=model.kind,
+        model_type=model.model_type,
+        version=version_,
+        status=status,
+        store_dir="",
+        features=list(model.feature_names_),
+        hyperparams=jsonable({k: v for k, v in hyperparams.items() if k != "features"}),
+        training=training,
+        performance=performance,
+        live_performance={"accuracy": None, "last_updated": None, "trades_evaluated": 0},
+        score=performance.get("score", None if skill is None else 100.0 * float(skill)),
+        data_source=str(training.get("data_source") or "simulated"),
+        description=description or "",
+        created_ts=utcnow(),
+    )
+
+
+def save_model(
+    model: BaseModel,
+    name: str | None = None,
+    status: str = "candidate",
+    description: str | None = None,
+    *,
+    cycle_id: str | None = None,
+) -> ModelRecord:
+    """Store a fitted model's files (atomically, hashed) and then its row; return the row.
+
+    `name` may be a full `<family>_<NNN>` (refused if taken) or a bare family (the next version is used);
+    without it the family is the class name in snake case. Concurrent savers of one family each get their
+    own version: a lost race on the unique name removes the published directory and tries the next one.
+    """
+    if not getattr(model, "feature_names_", None):
+        raise BadInput(f"{type(model).__name__} is not fitted; call fit/train before saving it")
+    if status not in MODEL_STATUSES:
+        raise BadInput(f"unknown status {status!r}; one of {', '.join(MODEL_STATUSES)}")
+    family, fixed_version = split_name(name) if name else (family_of(model), None)
+    if fixed_version is not None:
+        with session_scope() as session:
+            if _find(session, name) is not None:
+                raise Conflict(f"a model named {name!r} already exists; pick another name")
+    store = model_store()
+    for _ in range(_SAVE_ATTEMPTS):
+        record = _new_record(model, family, fixed_version or next_version(family), status, description)
+        if not record.description:
+            record.description = _default_description(model)
+        dir_name, hashes = store.write(lambda directory, rec=record: _build(directory, model, rec))
+        record.store_dir, record.artifact_sha256 = dir_name, hashes
+        try:
+            with session_scope() as session:
+                session.add(record)
+                session.add(ModelEvent(model_name=record.name, event="trained", cycle_id=cycle_id,
+                                       reason=f"saved to {dir_name}", numbers=_event_numbers(record)))
+        except DBIntegrityError:
+            store.remove(dir_name)
+            if fixed_version is not None:
+                raise Conflict(f"a model named {record.name!r} already exists; pick another name") from None
+            continue  # another writer took this version a moment ago
+        except BaseException:
+            store.remove(dir_name)
+            raise
+        model.name_, model.version_ = record.name, record.version
+        log.info("model saved", model=record.name, store_dir=dir_name, kind=record.kind)
+        return record
+    raise Conflict(f"could not claim a version of {family!r} after {_SAVE_ATTEMPTS} tries; retry")
+
+
+def _build(directory: Path, model: BaseModel, record: ModelRecord) -> None:
+    config = model.save_artifacts(directory)
+    (directory / "config.json").write_text(json.dumps(jsonable(config), indent=2, sort_keys=True) + "\n")
+    metadata = metadata_for(record, dependencies=_dependencies(model), is_classifier=model.is_classifier)
+    (directory / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    (directory / "README.md").write_text(readme_for(record, model))
+
+
+def _default_description(model: BaseModel) -> str:
+    h, tf = getattr(model, "horizon", None), getattr(model, "timeframe", "1m")
+    return {
+        "direction": f"Predicts UP/DOWN direction of the close {h} {tf} candles ahead",
+        "risk": f"Scores 0-100 the largest price move either way over the next {h} {tf} candles",
+        "price": f"Predicts the price {h} {tf} candles ahead (log return over the next hour)",
+        "momentum": f"Says whether momentum accelerates or decelerates over the next {h} {tf} candles",
+        "volatility": f"Predicts realized volatility of returns over the next {h} {tf} candles",
+    }.get(model.kind, f"{model.kind} model")
+
+
+def _event_numbers(record: ModelRecord) -> dict[str, Any]:
+    keys = ("accuracy", "f1", "rmse", "skill", "baseline", "baseline_accuracy", "baseline_rmse")
+    return {k: record.performance.get(k) for k in keys if k in record.performance} | {"score": record.score}
+
+
+def _find(session: Session, name_or_dir: str) -> ModelRecord | None:
+    stmt = select(ModelRecord).where(
+        or_(ModelRecord.name == name_or_dir, ModelRecord.store_dir == name_or_dir)
+    )
+    return session.exec(stmt).first()
+
+
+def _not_found(session: Session, name: str) -> NotFound:
+    family = NAME_PATTERN.match(name)["family"] if NAME_PATTERN.match(name) else name
+    stmt = select(ModelRecord.name).where(ModelRecord.family == family)
+    similar = session.exec(stmt.order_by(ModelRecord.version.desc()).limit(5)).all()
+    hint = f"; models of that family: {', '.join(similar)}" if similar else ""
+    return NotFound(f"no model named {name!r}{hint}. `mlpipe models` (or GET /models) lists them")
+
+
+def get_model(name: str) -> ModelRecord:
+    with session_scope() as session:
+        record = _find(session, name)
+        if record is None:
+            raise _not_found(session, name)
+        return record
+
+
+def list_models(status: str | None = None, kind: str | None = None) -> list[ModelRecord]:
+    """Newest first, optionally only one status and/or one kind."""
+    if status is not None and status not in MODEL_STATUSES:
+        raise BadInput(f"unknown status {status!r}; one of {', '.join(MODEL_STATUSES)}")
+    if kind is not None and kind not in KINDS:
+        raise BadInput(f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
+    stmt = select(ModelRecord).order_by(ModelRecord.created_ts.desc(), ModelRecord.id.desc())
+    if status is not None:
+        stmt = stmt.where(ModelRecord.status == status)
+    if kind is not None:
+        stmt = stmt.where(ModelRecord.kind == kind)
+    with session_scope() as session:
+        return list(session.exec(stmt).all())
+
+
+def _model_class_for(kind: str) -> type[BaseModel]:
+    from app.ml.registry import model_class_for
+
+    return model_class_for(kind)
+
+
+def load_model(name_or_dir: str) -> BaseModel:
+    """Rebuild a stored model after proving its files are the ones saved (SHA-256 recorded in the row)."""
+    record = get_model(name_or_dir)
+    if not record.store_dir:
+        raise Conflict(f"{record.name} has no stored files (status {record.status}: "
+                       f"{record.error or 'training did not finish'}); train a new version")
+    store = model_store()
+    try:
+        directory = store.read_verified(record.store_dir, record.artifact_sha256)
+    except IntegrityError:
+        record = get_model(name_or_dir)  # metadata.json may have been refreshed since the row was read
+        directory = store.read_verified(record.store_dir, record.artifact_sha256)
+    config = json.loads((directory / "config.json").read_text())
+    model = _model_class_for(record.kind).load_artifacts(directory, config)
+    model.name_, model.version_ = record.name, record.version
+    return model
+
+
+def record_event(
+    model_name: str,
+    event: str,
+    reason: str = "",
+    numbers: dict[str, Any] | None = None,
+    cycle_id: str | None = None,
+    session: Session | None = None,
+) -> ModelEvent:
+    """Append one decision to the audit trail (in the caller's transaction when a session is given)."""
+    if event not in MODEL_EVENTS:
+        raise BadInput(f"unknown model event {event!r}; one of {', '.join(MODEL_EVENTS)}")
+    row = ModelEvent(model_name=model_name, event=event, reason=reason, numbers=jsonable(numbers or {}),
+                     cycle_id=cycle_id)
+    if session is not None:
+        session.add(row)
+        return row
+    with session_scope() as own:
+        own.add(row)
+    return row
+
+
+def model_events(model_name: str) -> list[ModelEvent]:
+    with session_scope() as session:
+        stmt = select(ModelEvent).where(ModelEvent.model_name == model_name).order_by(ModelEvent.id)
+        return list(session.exec(stmt).all())
+
+
+def set_status(
+    name: str,
+    status: str,
+    reason: str,
+    *,
+    numbers: dict[str, Any] | None = None,
+    cycle_id: str | None = None,
+) -> ModelRecord:
+    """Move a model along the lifecycle of DESIGN 6, record why, and keep its metadata.json in step.
+
+    Setting the status it already has changes nothing and records nothing.
+    """
+    if status not in MODEL_STATUSES:
+        raise BadInput(f"unknown status {status!r}; one of {', '.join(MODEL_STATUSES)}")
+    def change(session: Session, record: ModelRecord) -> None:
+        allowed = TRANSITIONS[record.status]
+        if status not in allowed:
+            raise Conflict(
+                f"{name} is {record.status}; it can become {', '.join(sorted(allowed)) or 'nothing else'}, "
+                f"not {status}"
+            )
+        record_event(name, _STATUS_EVENT.get(status, "status_changed"), reason,
+                     numbers={"from": record.status, "to": status, **(numbers or {})}, cycle_id=cycle_id,
+                     session=session)
+        record.status = status
+
+    previous = get_model(name).status
+    if previous == status:
+        return get_model(name)
+    record = _update_with_metadata(name, change)
+    log.info("model status changed", model=name, status=status, previous=previous, reason=reason)
+    return record
+
+
+def update_live_performance(name: str, accuracy: float | None, trades_evaluated: int) -> ModelRecord:
+    """Record how a served model scored on outcomes that have since happened (DESIGN 8)."""
+    def change(_session: Session, record: ModelRecord) -> None:
+        record.live_performance = jsonable({"accuracy": accuracy, "trades_evaluated": int(trades_evaluated),
+                                            "last_updated": utcnow().isoformat()})
+
+    return _update_with_metadata(name, change)
+
+
+def _update_with_metadata(name: str, change: Callable[[Session, ModelRecord], None]) -> ModelRecord:
+    """Change a row under a row lock and rewrite its metadata.json to match, hash included.
+
+    The file is swapped atomically before the commit; if the commit fails the old file is put back, so the
+    recorded hash and the file never disagree for longer than that moment (`load_model` re-reads once).
+    """
+    store = model_store()
+    old: bytes | None = None
+    record: ModelRecord | None = None
+    try:
+        with session_scope() as session:
+            stmt = select(ModelRecord).where(ModelRecord.name == name).with_for_update()
+            record = session.exec(stmt).first()
+            if record is None:
+                raise _not_found(session, name)
+            change(session, record)
+            if not record.store_dir:  # a failed build recorded without files: only the row changes
+                return record
+            directory = store.read_verified(record.store_dir, record.artifact_sha256)
+            old = (directory / "metadata.json").read_bytes()
+            metadata = json.loads(old)
+            metadata["status"], metadata["live_performance"] = record.status, dict(record.live_performance)
+            content = (json.dumps(metadata, indent=2) + "\n").encode()
+            new_hash = store.replace_file(record.store_dir, "metadata.json", content)
+            record.artifact_sha256 = {**record.artifact_sha256, "metadata.json": new_hash}
+            session.add(record)
+    except BaseException:
+        if old is not None and record is not None:
+            store.replace_file(record.store_dir, "metadata.json", old)
+        raise
+    return record
+
+
+def sweep_store(older_than_s: float = 3600.0) -> dict[str, list[str]]:
+    """Remove what crashed writers left behind: temp dirs, and model dirs that never got their row."""
+    store = model_store()
+    stale_tmp = store.cleanup_stale_tmp(older_than_s)
+    with session_scope() as session:
+        known = set(session.exec(select(ModelRecord.store_dir)).all())
+    cutoff = time.time() - older_than_s
+    orphans = [d for d in store.list_dirs() if d not in known and store.path(d).stat().st_mtime < cutoff]
+    for dir_name in orphans:
+        store.remove(dir_name)
+    return {"tmp": stale_tmp, "orphans": orphans}
