@@ -102,13 +102,21 @@ def backtest_command(
     print_report(console, f"{name}: backtest", result, model.is_classifier)
 
 
+_STATUS_ORDER = {"active": 0, "candidate": 1, "superseded": 2, "archived": 3, "failed": 4}
+
+
+def _leaderboard_order(record: Any) -> tuple[int, float]:
+    score = record.score if record.score is not None else float("-inf")
+    return _STATUS_ORDER.get(record.status, 9), -score
+
+
 @app.command("models")
 def models_command(
     status: Status = typer.Option(None, "--status", help="only this status"),
     kind: Kind = typer.Option(None, "--kind", help="only this kind"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ) -> None:
-    """List stored models, newest first."""
+    """The leaderboard: models by status and score, with skill over the best baseline and live accuracy."""
     from app.services.models import list_models
 
     console = Console()
@@ -116,7 +124,8 @@ def models_command(
         records = list_models(status=status.value if status else None, kind=kind.value if kind else None)
     if as_json:
         rows = [{"name": r.name, "kind": r.kind, "type": r.model_type, "status": r.status, "score": r.score,
-                 "skill": r.performance.get("skill"), "created_ts": r.created_ts.isoformat()}
+                 "skill": r.performance.get("skill"), "baseline": r.performance.get("baseline"),
+                 "created_ts": r.created_ts.isoformat(), "live_performance": r.live_performance}
                 for r in records]
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -124,12 +133,20 @@ def models_command(
         scope = "" if status is None and kind is None else " with that filter"
         console.print(f"no models stored yet{scope}; train one with `mlpipe train --kind direction`")
         return
-    table = Table(title=f"models ({len(records)})")
-    for column in ("name", "kind", "type", "status", "score", "skill", "created (UTC)"):
-        table.add_column(column, justify="right" if column in ("score", "skill") else "left", no_wrap=True)
+    records = sorted(records, key=_leaderboard_order)
+    table = Table(title=f"leaderboard ({len(records)} models)")
+    columns = ("name", "kind", "type", "status", "score", "skill", "vs baseline", "created (UTC)",
+               "live acc (n)")
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("score", "skill", "live acc (n)") else "left",
+                         no_wrap=True)
     for r in records:
+        live = r.live_performance or {}
+        live_text = (f"{_num(live.get('accuracy'), 3)} ({live.get('trades_evaluated', 0)})"
+                     if live.get("trades_evaluated") else "-")
         table.add_row(r.name, r.kind, r.model_type, r.status, _num(r.score, 1),
-                      _num(r.performance.get("skill"), 3), f"{r.created_ts:%Y-%m-%d %H:%M}")
+                      _num(r.performance.get("skill"), 3), str(r.performance.get("baseline") or "-"),
+                      f"{r.created_ts:%Y-%m-%d %H:%M}", live_text)
     console.print(table)
 
 

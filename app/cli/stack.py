@@ -76,6 +76,9 @@ def _preload_job_modules() -> None:
 
     Each forked horse then inherits them instead of re-importing torch/xgboost/sklearn (about 1.2 s a job).
     """
+    # One OpenMP thread per job: parallelism comes from more workers, and two OpenMP runtimes (sklearn's and
+    # torch's) fighting over 2 cores made fits 5-20x slower. Set before the libraries load.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     import app.ml.kinds  # noqa: F401
     import workers.cycle_jobs  # noqa: F401
     import workers.jobs  # noqa: F401

@@ -315,6 +315,9 @@ def set_status(
         return get_model(name)
     record = _update_with_metadata(name, change)
     log.info("model status changed", model=name, status=status, previous=previous, reason=reason)
+    from app.store.cache import notify_models_changed
+
+    notify_models_changed(name, status)  # after the commit: every API process reloads its champions
     return record
 
 

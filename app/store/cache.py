@@ -6,7 +6,7 @@ a reload that swaps in a new snapshot never disturbs a request in flight. Reload
 path by a background thread that wakes on (a) a message on the Redis channel `<prefix>:models:events`,
 (b) a change of the Redis counter `<prefix>:models:version`, or (c) a change of the active set in the
 database (polled every few seconds, so a status change made by a process that forgot to publish is still
-picked up). Whoever changes a model's status calls `notify_models_changed` (PATCH /models does).
+picked up). `app.services.models.set_status` calls `notify_models_changed` after every status change.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from app.api.deps import OperatorAuth, PredictAuth
 from app.api.schemas import ModelOut, StatusChange
-from app.store.cache import get_cache, notify_models_changed
+from app.store.cache import get_cache
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -66,6 +66,5 @@ def change_status(change: StatusChange, _role: OperatorAuth, name: str = Path(ma
     from app.services import models
 
     record = models.set_status(name, change.status, change.reason)
-    notify_models_changed(name, change.status)
     get_cache().reload("status_change")
     return model_out(record)
