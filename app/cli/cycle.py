@@ -6,14 +6,15 @@ import time
 from typing import Any
 
 import typer
-from rich.console import Console, Group
+from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from app.cli import app
+from app.cli.console import make_console
 
-console = Console()
+console = make_console()
 _STATE_STYLE = {"queued": "dim", "running": "yellow", "succeeded": "green", "failed": "red", "skipped": "dim"}
 _DONE = ("succeeded", "partial", "failed", "interrupted")
 

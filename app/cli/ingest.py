@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from app.cli import app
+from app.cli.console import make_console
 from app.core.config import get_settings
 from app.core.errors import BadInput, MLPipeError
 
@@ -36,9 +37,7 @@ def ingest_command(
     """Fill the candle store; re-running adds only what is new."""
     from app.services.ingest import ingest, normalize_symbols  # heavy (ccxt, scipy): only when used
 
-    console = Console()
-    if not console.is_terminal:  # piped or captured: do not squeeze the summary into 80 columns
-        console = Console(width=120)
+    console = make_console()
     settings = get_settings()
     chosen = source.value if source else settings.market_data_source
     try:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.cli import app
+from app.cli.console import make_console
 from app.core.errors import BadInput, MLPipeError
 
 
@@ -61,7 +62,7 @@ def train_command(
     from app.services.ingest import normalize_symbols
     from app.services.models import save_model
 
-    console = Console()
+    console = make_console()
     with _clear_errors(console, "training"):
         names = normalize_symbols(symbols) if symbols else get_settings().symbols
         definition: dict[str, Any] = {"kind": kind.value, "timeframe": timeframe, "horizon": horizon,
@@ -91,7 +92,7 @@ def backtest_command(
     from app.services.ingest import normalize_symbols
     from app.services.models import load_model
 
-    console = Console()
+    console = make_console()
     with _clear_errors(console, "backtest"):
         model = load_model(name)
         chosen = normalize_symbols(symbols) if symbols else None
@@ -119,7 +120,7 @@ def models_command(
     """The leaderboard: models by status and score, with skill over the best baseline and live accuracy."""
     from app.services.models import list_models
 
-    console = Console()
+    console = make_console()
     with _clear_errors(console, "listing"):
         records = list_models(status=status.value if status else None, kind=kind.value if kind else None)
     if as_json:
