@@ -214,12 +214,24 @@ class EnsemblePredictor:
         return self
 
     # ---- scoring & persistence --------------------------------------------------------------------
-    def score(self, signals: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-        """The ensemble's metrics beside each member's, on the same rows."""
+    def score(
+        self, signals: np.ndarray, y: np.ndarray, earlier_y: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """The ensemble's metrics beside each member's and a naive baseline's, on the same rows.
+
+        The baseline is fitted on `earlier_y` (labels that come before the scored rows): the majority class
+        for classifiers, the mean for regressors. Without it, it is fitted on `y` itself (optimistic for it).
+        """
         s = np.atleast_2d(np.asarray(signals, dtype="float64"))
         result = {"ensemble": score_signal(self.kind, self.combine(s), y), "members": {}}
         for i, name in enumerate(self.names):
             result["members"][name] = score_signal(self.kind, s[:, i], y)
+        reference = np.asarray(y if earlier_y is None or len(earlier_y) == 0 else earlier_y, dtype="float64")
+        if self.is_classifier:
+            name, constant = "majority", float(reference.mean() >= 0.5)  # the majority class as P(UP)
+        else:
+            name, constant = "mean", float(reference.mean())
+        result["baseline"] = {"name": name, **score_signal(self.kind, np.full(len(y), constant), y)}
         return result
 
     def to_config(self, name: str | None = None) -> dict[str, Any]:
@@ -266,12 +278,19 @@ def score_signal(kind: str, signal: np.ndarray, y: np.ndarray) -> dict[str, floa
 
 
 def beats_members(kind: str, scores: dict[str, Any]) -> bool:
-    """The seed's rule: use the ensemble only if it beats every member (F1 up, or RMSE down)."""
+    """The seed's rule: use the ensemble only if it beats every member (F1 up, or RMSE down).
+
+    It must also beat the naive baseline (accuracy of the majority class, or RMSE of the mean) when one was
+    scored: F1 of the UP class alone rewards a blend that always says UP.
+    """
     ens = scores["ensemble"]
     members = scores["members"].values()
+    baseline = scores.get("baseline")
     if kind in CLASSIFIER_KINDS:
-        return all(ens["f1"] > m["f1"] for m in members)
-    return all(ens["rmse"] < m["rmse"] for m in members)
+        beats_baseline = baseline is None or ens["accuracy"] > baseline["accuracy"]
+        return beats_baseline and all(ens["f1"] > m["f1"] for m in members)
+    beats_baseline = baseline is None or ens["rmse"] < baseline["rmse"]
+    return beats_baseline and all(ens["rmse"] < m["rmse"] for m in members)
 
 
 def _train_end_ms(model: Any) -> int | None:

@@ -233,7 +233,7 @@ def _holdout(
 
 
 def backtest(id_or_name: str, symbols: list[str] | None = None, days_back: float = 7.0) -> EnsembleRecord:
-    """Score the ensemble beside each member on the same later half of the shared holdout.
+    """Score the ensemble beside each member and a naive baseline on the same later half of the holdout.
 
     The earlier half fits the stacking meta-model (and is left out of every score, for all methods), so
     no method is scored on rows it learned from; members never trained on any of these rows.
@@ -254,7 +254,7 @@ def backtest(id_or_name: str, symbols: list[str] | None = None, days_back: float
     )
     if record.method == "stacking":
         predictor.fit_stacking(signals[:half], y[:half], row_times_ms=times[:half])
-    scores = predictor.score(signals[half:], y[half:])
+    scores = predictor.score(signals[half:], y[half:], earlier_y=y[:half])
     beats = beats_members(predictor.kind, scores)
     results = {
         **scores,
