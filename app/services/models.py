@@ -9,11 +9,11 @@ without files) cannot happen: the row is written only after its files are publis
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import time
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,8 +46,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "failed": frozenset(),
 }
 _STATUS_EVENT = {"active": "promoted", "archived": "archived", "superseded": "superseded", "failed": "failed"}
-_DEPENDENCIES = {".json": ("xgboost",), ".ubj": ("xgboost",), ".skops": ("scikit-learn", "skops"),
-                 ".pt": ("torch",)}
+# artifact suffix -> (package, module) whose versions a model needs to load; versions are read from the
+# modules, since a package may be installed under another distribution name (xgboost-cpu).
+_DEPENDENCIES = {".json": (("xgboost", "xgboost"),), ".ubj": (("xgboost", "xgboost"),),
+                 ".skops": (("scikit-learn", "sklearn"), ("skops", "skops")), ".pt": (("torch", "torch"),)}
 _SAVE_ATTEMPTS = 5
 
 
@@ -84,11 +86,8 @@ def next_version(family: str, session: Session | None = None) -> int:
 
 def _dependencies(model: BaseModel) -> list[str]:
     found = []
-    for package in _DEPENDENCIES.get(Path(model.artifact_file).suffix, ()):
-        try:
-            found.append(f"{package}=={version(package)}")
-        except PackageNotFoundError:
-            found.append(package)
+    for package, module in _DEPENDENCIES.get(Path(model.artifact_file).suffix, ()):
+        found.append(f"{package}=={importlib.import_module(module).__version__}")
     return found
 
 
