@@ -155,6 +155,11 @@ class Client:
             "POST", f"/ensemble/{ensemble_id}/predict", body=self._prediction_body(symbol, candles, features)
         )
 
+    def features(self, symbol: str, names: Sequence[str], timeframe: str = "1m", bars: int = 1) -> list[dict]:
+        """The newest `bars` rows of the named features of `symbol` (e.g. `["rsi_14"]` on `"5m"`)."""
+        params = {"names": ",".join(names), "timeframe": timeframe, "bars": bars}
+        return self._request("GET", f"/features/{symbol}", params=params)["rows"]
+
     # models
     def models(self, status: str | None = None, kind: str | None = None) -> Any:
         return self._request("GET", "/models", params={"status": status, "kind": kind})

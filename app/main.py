@@ -11,6 +11,7 @@ from app.api.errors import install_error_handlers
 from app.api.metrics import MetricsMiddleware
 from app.api.routes import cycles as cycle_routes
 from app.api.routes import ensembles as ensemble_routes
+from app.api.routes import features as feature_routes
 from app.api.routes import health
 from app.api.routes import metrics as metrics_routes
 from app.api.routes import models as model_routes
@@ -68,6 +69,7 @@ def create_app() -> FastAPI:
     app.include_router(metrics_routes.router)
     app.include_router(predict_routes.router)
     app.include_router(model_routes.router)
+    app.include_router(feature_routes.router)
     app.include_router(ensemble_routes.router)
     app.include_router(cycle_routes.router)
     app.add_middleware(MetricsMiddleware)

@@ -8,23 +8,36 @@ attributes end in `_`.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from app.core.errors import BadInput, IntegrityError
 from app.data.candles import OHLCV, TIMEFRAME_MS, index_ms
 from app.ml.splits import calibration_split, chronological_split
 
 _COMMON = ("features", "horizon", "timeframe", "seed", "train_ratio", "calibration_ratio")
+
+
+@functools.cache
+def _thread_pools() -> ThreadpoolController:
+    """Found once: scanning the loaded native libraries costs ~4 ms, too much to repeat on every fit."""
+    return ThreadpoolController()
+
+
+def _single_threaded() -> AbstractContextManager[object]:
+    """One BLAS/OpenMP thread per fit: parallelism comes from running several jobs on workers."""
+    return _thread_pools().limit(limits=1)
 
 
 def jsonable(value: Any) -> Any:
@@ -172,7 +185,7 @@ class BaseModel(ABC):
         self.n_features_in_ = len(self.feature_names_)
         # One thread: the service trains several models side by side, and OpenMP pools fighting over
         # shared cores run ~10x slower than one thread each.
-        with threadpool_limits(limits=1):
+        with _single_threaded():
             self._fit_estimator(values[cut.train], y[cut.train])
             raw_cal = self._raw(values[cut.holdout])
         cal_meta = meta[cut.holdout] if meta is not None else None
@@ -279,7 +292,7 @@ class BaseModel(ABC):
         """(predictions, stated confidences) for many rows: what validation checks against outcomes."""
         self._require_fitted()
         values = self._frame(X, self.feature_names_).to_numpy("float64")
-        with threadpool_limits(limits=1):
+        with _single_threaded():
             raw = self._raw(values)
         return self._outputs(raw, meta)
 

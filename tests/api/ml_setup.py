@@ -10,8 +10,6 @@ import pandas as pd
 
 from app.data.candles import store_candles
 from app.data.simulator import MarketSimulator
-from app.ml.dataset import build_dataset
-from app.ml.dissimilarity import attach_reference
 
 SYMBOLS = ("BTC-USDT", "ETH-USDT")
 N_BARS = 2400
@@ -44,11 +42,7 @@ def train_models() -> Trained:
     specs["price_mlp"] = PricePredictor(epochs=3, hidden_layers=(16,))
     models = {}
     for family, model in specs.items():
-        model.train_on(candles, data_source="simulated")
-        ds = build_dataset(model, candles)
-        train_rows = ds.X[ds.ts_ms <= model.training_["train_end_ms"]]
-        attach_reference(model, train_rows)
-        models[family] = model
+        models[family] = model.train_on(candles, data_source="simulated")  # attaches the DI reference
     return Trained(raw, models)
 
 

@@ -10,13 +10,8 @@ import pytest
 
 from app.core.config import get_settings
 from app.store.cache import get_cache, reset_cache
-from tests.api.ml_setup import Trained, api_keys, save, store_all_candles, train_models
+from tests.api.ml_setup import Trained, api_keys, save, store_all_candles
 from tests.api.server import serve
-
-
-@pytest.fixture(scope="session")
-def trained() -> Trained:
-    return train_models()
 
 
 @pytest.fixture(scope="module")

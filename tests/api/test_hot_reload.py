@@ -12,13 +12,8 @@ import pytest
 
 from app.services.models import set_status
 from app.store.cache import get_cache, notify_models_changed, reset_cache
-from tests.api.ml_setup import Trained, api_keys, save, store_all_candles, train_models
+from tests.api.ml_setup import Trained, api_keys, save, store_all_candles
 from tests.api.server import serve
-
-
-@pytest.fixture(scope="session")
-def trained() -> Trained:
-    return train_models()
 
 
 @pytest.fixture()
