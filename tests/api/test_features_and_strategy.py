@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,6 +74,7 @@ def test_bad_feature_requests_say_what_to_fix(setup: dict, path: str, params: di
 def _strategy_module():
     spec = importlib.util.spec_from_file_location("ml_enhanced_strategy", EXAMPLE)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
