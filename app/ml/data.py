@@ -40,3 +40,20 @@ def load_window(symbols: Iterable[str], timeframe: str, bars: int) -> dict[str, 
     if not symbols:
         raise BadInput("no symbols given; pass e.g. symbols=['BTC-USDT']")
     return {symbol: latest_candles(symbol, timeframe, bars) for symbol in symbols}
+
+
+def candles_for_features(symbol: str, features: pd.DataFrame, timeframe: str, warmup: int) -> pd.DataFrame:
+    """The stored candles behind a FeatureManager frame: its time span plus `warmup` bars before it.
+
+    Lets the seed's pipeline form pass feature frames (`fm.get_features(...)`) as training data: labels
+    and features are then recomputed from the candles, the same way as everywhere else.
+    """
+    if not isinstance(features.index, pd.DatetimeIndex) or features.empty:
+        raise BadInput(f"data for {symbol!r} must be candles or a non-empty frame indexed by candle time")
+    bar_ms = _timeframe_ms(timeframe)
+    first = int(features.index.min().timestamp() * 1000) - warmup * bar_ms
+    last = int(features.index.max().timestamp() * 1000) + bar_ms - TIMEFRAME_MS["1m"]
+    candles = load_candles(symbol, "1m", start_ts=first, end_ts=last)
+    if candles.empty:
+        raise NotFound(f"no 1m candles stored for {symbol!r} in the span of its feature frame")
+    return resample(candles, timeframe) if bar_ms > TIMEFRAME_MS["1m"] else candles

@@ -42,12 +42,37 @@ class TrainingPipeline:
     def train_model(
         self, model_def: Mapping[str, Any], training_data: Mapping[str, pd.DataFrame]
     ) -> BaseModel:
-        """Fit on the train part of `training_data` (symbol -> candles); holdout metrics in `performance_`."""
+        """Fit on the train part of `training_data`; holdout metrics in `performance_`.
+
+        `training_data` maps symbol -> candles (as `load_candles` returns), or symbol -> a FeatureManager
+        frame as in the seed: then its columns are the model's features (unless the definition names
+        them) and the candles behind it are read from the store.
+        """
         from app.core.config import get_settings
 
         model = model_from_definition(model_def)
         source = model_def.get("data_source") or get_settings().market_data_source
-        return model.train_on(training_data, data_source=source)
+        return model.train_on(self._as_candles(model, model_def, training_data), data_source=source)
+
+    @staticmethod
+    def _as_candles(
+        model: BaseModel, model_def: Mapping[str, Any], training_data: Mapping[str, pd.DataFrame]
+    ) -> dict[str, pd.DataFrame]:
+        from app.data.candles import OHLCV
+        from app.features import required_warmup
+        from app.ml.data import candles_for_features
+
+        frames = dict(training_data)
+        feature_frames = {s: f for s, f in frames.items() if not set(OHLCV) <= set(f.columns)}
+        if not feature_frames:
+            return frames
+        if not model_def.get("features"):
+            columns = list(dict.fromkeys(c for f in feature_frames.values() for c in f.columns))
+            model.set_params(features=columns)
+        warmup = required_warmup(model.features, model.timeframe)
+        for symbol, frame in feature_frames.items():
+            frames[symbol] = candles_for_features(symbol, frame, model.timeframe, warmup)
+        return frames
 
     def save_model(self, name: str, model: BaseModel) -> str:
         """Save through the store (atomic, hashed, recorded); returns the stored model's name."""

@@ -76,6 +76,27 @@ def test_seed_api_trains_predicts_and_backtests_on_stored_candles() -> None:
     assert {"accuracy", "precision", "recall", "f1"} <= set(results) and results["symbols"] == ["BTC-USDT"]
 
 
+def test_seed_pipeline_form_takes_feature_frames_and_trains_on_the_candles_behind_them() -> None:
+    from app.features import FeatureManager, required_warmup
+
+    data = _store(["BTC-USDT", "ETH-USDT"], 3_000)
+    features = ["returns", "rsi_14", "natr_14", "volume_ratio_20"]
+    frames = {s: FeatureManager().get_features(s, "1m", features, lookback_bars=2_000) for s in data}
+    definition = {"type": "xgboost", "name": "direction_predictor_001", "config": {"n_estimators": 10}}
+
+    from_frames = TrainingPipeline().train_model(definition, frames)
+    start = {s: c.index.get_loc(frames[s].index.min()) - required_warmup(features) for s, c in data.items()}
+    window = {s: c.iloc[start[s]:] for s, c in data.items()}  # the same span (and warm-up), as candles
+    from_candles = TrainingPipeline().train_model({**definition, "features": features}, window)
+
+    assert from_frames.feature_names_ == features
+    assert from_frames.training_["data_points"] == from_candles.training_["data_points"]
+    assert from_frames.performance_["accuracy"] == from_candles.performance_["accuracy"]
+    seed_list = {s: f.assign(close=1.0) for s, f in frames.items()}  # the seed's list has raw `close`
+    with pytest.raises(BadInput, match="close -> returns"):
+        TrainingPipeline().train_model(definition, seed_list)
+
+
 def test_price_from_features_alone_takes_the_close_from_the_store() -> None:
     data = _store(["BTC-USDT"], 1_200)
     model = PricePredictor(epochs=1).train_on(data)
