@@ -13,19 +13,10 @@ import pytest
 
 from app.client import Client
 from app.features import compute_features, resample
-from app.store.cache import get_cache, reset_cache
+from app.store.cache import get_cache
 from tests.api.ml_setup import Trained, api_keys, save, store_all_candles
-from tests.api.server import serve
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ml_enhanced_strategy.py"
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    reset_cache()
-    with serve() as url:
-        yield url
-    reset_cache()
 
 
 @pytest.fixture()

@@ -7,17 +7,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from app.store.cache import get_cache, reset_cache
+from app.store.cache import get_cache
 from tests.api.ml_setup import Trained, api_keys, save, store_all_candles
-from tests.api.server import serve
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    reset_cache()
-    with serve() as url:
-        yield url
-    reset_cache()
 
 
 @pytest.fixture()
