@@ -241,8 +241,12 @@ def _supervise(children: list[_Child], url: str, stop_timeout: float) -> int:
         if stop:
             typer.echo(f"{stop[0]} received: stopping {', '.join(c.name for c in children)} "
                        "(again to kill at once)")
+    except _ForceStop:  # two signals at once (e.g. a terminal's process-group kill): kill without waiting
+        stop_timeout = 0.0
     finally:
         _stop_children(children, stop_timeout)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # stopped: later signals have nothing left to do
     return code
 
 
