@@ -23,7 +23,18 @@ def _setup() -> None:
 
 
 def main() -> None:
-    app()
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    try:
+        app()
+    except (OperationalError, ProgrammingError) as exc:
+        text = str(exc.orig) if exc.orig is not None else str(exc)
+        if "no such table" not in text and "does not exist" not in text:
+            raise
+        url = get_settings().resolved_database_url.split("@")[-1]
+        typer.echo(f"the database ({url}) has no tables yet: run `mlpipe migrate` (or `mlpipe up`, which "
+                   f"migrates) first. ({text.splitlines()[0]})", err=True)
+        raise SystemExit(1) from None
 
 
 from app.cli import cycle as _cycle  # noqa: E402,F401

@@ -80,11 +80,20 @@ def _summary(reports: list[SymbolReport]) -> Table:
         table.add_column(column, justify="right" if column in ("fetched", "added") else "left", no_wrap=True)
     for r in reports:
         rejected = "\n".join(f"{reason} {n}" for reason, n in sorted(r.rejected.items())) or "0"
-        missing = sum(g.missing_bars for g in r.gaps)
-        gaps = f"{len(r.gaps)}: {missing} bars" if r.gaps else "0"
+        gaps = _gaps_text(r.gaps)
         first, last = _time(r.first_ts), _time(r.last_ts)
         table.add_row(r.symbol, str(r.fetched), str(r.added), rejected, gaps, first, last)
     return table
+
+
+def _gaps_text(gaps: list) -> str:
+    """How many holes and bars, then the three largest with where they start."""
+    if not gaps:
+        return "0"
+    largest = sorted(gaps, key=lambda g: g.missing_bars, reverse=True)[:3]
+    lines = [f"{len(gaps)}: {sum(g.missing_bars for g in gaps)} bars"]
+    lines += [f"{g.missing_bars} from {_time(g.start_ts)}" for g in largest]
+    return "\n".join(lines)
 
 
 def _time(ts: int | None) -> str:

@@ -110,3 +110,12 @@ def count_candles(symbol: str | None = None, timeframe: str = "1m", engine: Engi
         stmt = stmt.where(Candle.symbol == symbol)
     with (engine or get_engine()).connect() as conn:
         return int(conn.execute(stmt).scalar() or 0)
+
+
+def stored_sources(symbol: str, start_ts: int, end_ts: int, engine: Engine | None = None) -> set[str]:
+    """Where the stored candles of [start_ts, end_ts] came from (`exchange`, `csv`, `simulated`)."""
+    stmt = select(Candle.source).distinct().where(
+        Candle.symbol == symbol, Candle.timeframe == "1m", Candle.ts.between(start_ts, end_ts)
+    )
+    with (engine or get_engine()).connect() as conn:
+        return set(conn.execute(stmt).scalars())

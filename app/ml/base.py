@@ -236,9 +236,8 @@ class BaseModel(ABC):
         days_back: float = 7,
     ) -> BaseModel:
         """Train on the newest stored candles (default: 7 days) of `symbols` (the seed's API)."""
-        from app.core.config import get_settings
         from app.features import required_warmup
-        from app.ml.data import bars_per_day, load_window
+        from app.ml.data import bars_per_day, data_source_of, load_window
 
         if timeframe is not None and timeframe != self.timeframe:
             type(self)(timeframe=timeframe)  # validates the timeframe and its default horizon
@@ -250,7 +249,7 @@ class BaseModel(ABC):
             self.horizon = int(prediction_horizon)
         bars = int(lookback_bars or days_back * bars_per_day(self.timeframe))
         candles = load_window(symbols, self.timeframe, bars + required_warmup(self.features, self.timeframe))
-        return self.train_on(candles, data_source=get_settings().market_data_source)
+        return self.train_on(candles, data_source=data_source_of(candles))
 
     def backtest(self, symbols: Iterable[str], days_back: float = 7, **kwargs: Any) -> dict:
         """Metrics on the newest `days_back` days' holdout not seen in training (see ValidationPipeline)."""

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from app.core.errors import BadInput, NotFound
-from app.data.candles import TIMEFRAME_MS, load_candles
+from app.data.candles import TIMEFRAME_MS, index_ms, load_candles, stored_sources
 from app.features import resample
 
 MINUTES_PER_DAY = 1_440
@@ -57,3 +57,16 @@ def candles_for_features(symbol: str, features: pd.DataFrame, timeframe: str, wa
     if candles.empty:
         raise NotFound(f"no 1m candles stored for {symbol!r} in the span of its feature frame")
     return resample(candles, timeframe) if bar_ms > TIMEFRAME_MS["1m"] else candles
+
+
+def data_source_of(candles_by_symbol: dict[str, pd.DataFrame]) -> str:
+    """What a model trained on these candles records as its `data_source`: the stored candles' source.
+
+    `csv+simulated` when the window mixes sources; `unknown` for candles that are not in the store.
+    """
+    found: set[str] = set()
+    for symbol, candles in candles_by_symbol.items():
+        if len(candles):
+            stamps = index_ms(candles.index)
+            found |= stored_sources(symbol, int(stamps[0]), int(stamps[-1]))
+    return "+".join(sorted(found)) or "unknown"

@@ -48,11 +48,12 @@ class TrainingPipeline:
         frame as in the seed: then its columns are the model's features (unless the definition names
         them) and the candles behind it are read from the store.
         """
-        from app.core.config import get_settings
+        from app.ml.data import data_source_of
 
         model = model_from_definition(model_def)
-        source = model_def.get("data_source") or get_settings().market_data_source
-        return model.train_on(self._as_candles(model, model_def, training_data), data_source=source)
+        candles = self._as_candles(model, model_def, training_data)
+        source = model_def.get("data_source") or data_source_of(candles)
+        return model.train_on(candles, data_source=source)
 
     @staticmethod
     def _as_candles(

@@ -174,7 +174,7 @@ def _record_failed(cycle_id: str, definition: dict[str, Any], family: str, messa
             hyperparams=dict(definition.get("config") or {}),
             error=message[:2000],
             training={"cycle_id": cycle_id},
-            data_source=cycle_ml.data_source(),
+            data_source="unknown",  # nothing was trained
             description=f"build of definition {definition['name']!r} failed",
         )
         session.add(record)

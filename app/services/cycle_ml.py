@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from app.core.config import get_settings
 from app.data.candles import index_ms
 from app.features import required_warmup
 
@@ -62,6 +61,3 @@ def feature_rows(
         parts.append(feats[keep])
     return pd.concat(parts).dropna() if parts else pd.DataFrame(columns=list(model.features))
 
-
-def data_source() -> str:
-    return get_settings().market_data_source

@@ -125,10 +125,12 @@ def _ingest_exchange(
 
 def _ingest_csv(path: Path, symbols: list[str], progress: ProgressFn | None) -> list[SymbolReport]:
     by_symbol: dict[str, list[Path]] = {}
-    for file, symbol in _csv_files(path, symbols):
+    skipped: list[str] = []
+    for file, symbol in _csv_files(path, symbols, skipped):
         by_symbol.setdefault(symbol, []).append(file)
     if not by_symbol:
-        raise BadInput(f"no candle files for {', '.join(symbols) or 'any symbol'} in {path}")
+        note = f" (skipped {', '.join(skipped)}: only 1m candles are stored)" if skipped else ""
+        raise BadInput(f"no 1m candle files for {', '.join(symbols) or 'any symbol'} in {path}{note}")
     reports = []
     for symbol, files in by_symbol.items():
         frame = pd.concat([read_candles_csv(f) for f in files], ignore_index=True)
@@ -145,7 +147,8 @@ def _ingest_csv(path: Path, symbols: list[str], progress: ProgressFn | None) -> 
     return reports
 
 
-def _csv_files(path: Path, symbols: list[str]) -> list[tuple[Path, str]]:
+def _csv_files(path: Path, symbols: list[str], skipped: list[str]) -> list[tuple[Path, str]]:
+    """The 1m candle files to import with their symbols; other timeframes in a folder go to `skipped`."""
     if path.is_file():
         if len(symbols) == 1:
             return [(path, symbols[0])]
@@ -163,7 +166,11 @@ def _csv_files(path: Path, symbols: list[str]) -> list[tuple[Path, str]]:
                 "BTC-USDT_1m.csv, or import one file with a single --symbols"
             )
         if timeframe not in (None, "1m"):
-            raise BadInput(f"{file.name} holds {timeframe} candles; only 1m candles are stored")
+            if path.is_file():
+                raise BadInput(f"{file.name} holds {timeframe} candles; only 1m candles are stored")
+            log.warning("csv_file_skipped", file=file.name, reason=f"{timeframe} candles; only 1m are stored")
+            skipped.append(file.name)
+            continue
         if not symbols or symbol in symbols:
             out.append((file, symbol))
     return out

@@ -115,7 +115,7 @@ def _new_record(
         performance=performance,
         live_performance={"accuracy": None, "last_updated": None, "trades_evaluated": 0},
         score=performance.get("score", None if skill is None else 100.0 * float(skill)),
-        data_source=str(training.get("data_source") or "simulated"),
+        data_source=str(training.get("data_source") or "unknown"),
         description=description or "",
         created_ts=utcnow(),
     )

@@ -76,8 +76,12 @@ def test_csv_of_higher_timeframes_or_unknown_symbols_is_refused(tmp_path):
     five = tmp_path / "five"
     five.mkdir()
     _csv(five / "BTC-USDT_5m.csv", [0, 5, 10])
-    with pytest.raises(BadInput, match="only 1m"):
+    with pytest.raises(BadInput, match=r"skipped BTC-USDT_5m.csv: only 1m"):
         ingest("csv", [], path=five)
+    with pytest.raises(BadInput, match="only 1m"):
+        ingest("csv", [], path=five / "BTC-USDT_5m.csv")
+    _csv(five / "BTC-USDT_1m.csv", [0, 1, 2])  # beside a 5m file, the 1m one is imported
+    assert [r.added for r in ingest("csv", [], path=five)] == [3]
     spaced = _csv(tmp_path / "mystery.csv", [0, 5, 10])
     with pytest.raises(BadInput, match="minutes apart"):
         ingest("csv", ["BTC-USDT"], path=spaced)

@@ -126,3 +126,17 @@ def _features(model, candles):
     from app.features import compute_features
 
     return compute_features(candles, model.feature_names_).dropna()
+
+
+def test_data_source_is_where_the_stored_candles_came_from_not_the_setting() -> None:
+    for i, (symbol, source) in enumerate([("BTC-USDT", "csv"), ("ETH-USDT", "exchange")]):
+        candles = make_candles(1_500, seed=70 + i)
+        store_candles(symbol, candles.reset_index(drop=True).assign(ts=index_ms(candles.index)), source)
+
+    one = DirectionPredictor(n_estimators=5)
+    one.train(symbols=["BTC-USDT"], lookback_bars=1_000, prediction_horizon=1)
+    both = DirectionPredictor(n_estimators=5)
+    both.train(symbols=["BTC-USDT", "ETH-USDT"], lookback_bars=1_000, prediction_horizon=1)
+
+    assert one.training_["data_source"] == "csv"  # MARKET_DATA_SOURCE is `simulated` in the tests
+    assert both.training_["data_source"] == "csv+exchange"

@@ -33,9 +33,9 @@ class RiskScorer(RegressorModel):
     baseline_names = ("persistence", "train_mean")
     description = "Scores 0-100 how large the next h candles' price excursion will be vs training history"
     default_features = (
-        "natr_14", "realized_vol_30", "range_pct", "bb_width_20", "volume_ratio_20", "returns",
-        "returns_5", "adx_14", "hour_sin", "hour_cos",
-    )
+        "natr_14", "realized_vol_30", "realized_vol_240", "range_pct", "bb_width_20", "volume_ratio_20",
+        "returns", "returns_5", "adx_14",
+    )  # no time of day: on a 7-day window trees memorise the hour of one crash (docs/DECISIONS.md)
 
     def __init__(
         self,

@@ -43,9 +43,9 @@ class VolatilityRegressor(RegressorModel):
     baseline_names = ("persistence", "train_mean")
     description = "Predicts the realized volatility of the next hours (sqrt of summed squared log returns)"
     default_features = (
-        "realized_vol_30", "natr_14", "range_pct", "bb_width_20", "volume_ratio_20", "adx_14",
-        "returns", "returns_5", "hour_sin", "hour_cos",
-    )
+        "realized_vol_30", "realized_vol_60", "realized_vol_240", "natr_14", "range_pct", "bb_width_20",
+        "volume_ratio_20", "adx_14", "returns", "returns_5",
+    )  # no time of day: on a 7-day window trees memorise the hour of one crash (docs/DECISIONS.md)
 
     def __init__(
         self, max_iter: int = 100, learning_rate: float = 0.05, max_leaf_nodes: int = 15,
