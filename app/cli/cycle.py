@@ -45,11 +45,27 @@ def render(view: dict[str, Any]) -> Group:
     return Group(*parts)
 
 
+def render_list(views: list[dict[str, Any]]) -> Table:
+    """One row per cycle, newest first: what `--show <id>` needs and how each ended."""
+    table = Table(show_header=True, header_style="bold", expand=False)
+    for column in ("id", "status", "trigger", "stage", "models ok", "created", "finished"):
+        table.add_column(column)
+    for view in views:
+        ok = sum(1 for p in view["progress"].values() if p.get("state") == "succeeded")
+        table.add_row(
+            view["id"], Text(view["status"], style=_STATE_STYLE.get(view["status"], "")), view["trigger"],
+            view["stage"], f"{ok}/{len(view['progress'])}", (view["created_ts"] or "")[:19],
+            (view["finished_ts"] or "")[:19],
+        )
+    return table
+
+
 @app.command()
 def cycle(
     wait: bool = typer.Option(False, "--wait", help="follow it until it ends (needs a worker)"),
     window_days: float = typer.Option(None, "--window-days", help="rolling training window (default 7)"),
     show: str = typer.Option(None, "--show", help="print one cycle by id instead of starting one"),
+    list_: bool = typer.Option(False, "--list", help="print the newest cycles instead of starting one"),
     timeout: float = typer.Option(6 * 3600, "--timeout", help="give up waiting after this many seconds"),
 ) -> None:
     """Run a model cycle now: ingest, build every definition, rank, drift, retrain (DESIGN 6)."""
@@ -59,6 +75,9 @@ def cycle(
     try:
         if show:
             console.print(render(cycles.cycle_view(cycles.get_cycle(show))))
+            return
+        if list_:
+            console.print(render_list([cycles.cycle_view(c) for c in cycles.list_cycles()]))
             return
         options = {"window_days": window_days} if window_days else {}
         started = cycles.start_cycle("cli", options)

@@ -8,9 +8,9 @@ SQLite alike.
 Recovery (chosen: *mark interrupted*, not resume): a cycle still `queued`/`running` whose Redis lock is
 gone (expired because no cycle job has run for `LOCK_TTL_SECONDS`, e.g. every process was restarted) is
 marked `interrupted` with its stage, by `recover_interrupted()`. It runs before every new cycle starts, on
-every read of the cycle list, and may be called at worker start. Nothing finished is lost: models it saved
-stay as `candidate`s and the next cycle ranks them with its own. Jobs of an interrupted cycle that a worker
-still picks up later see its status and do nothing.
+every read of the cycle list or of a live cycle, and may be called at worker start. Nothing finished is lost:
+models it saved stay as `candidate`s and the next cycle ranks them with its own. Jobs of an interrupted cycle
+that a worker still picks up later see its status and do nothing.
 """
 
 from __future__ import annotations
@@ -80,6 +80,16 @@ def update(cycle_id: str, change: Callable[[Cycle], None]) -> Cycle:
 
 
 def get_cycle(cycle_id: str) -> Cycle:
+    """One cycle; a live one whose lock is gone is marked `interrupted` first, so no read (GET /cycles/{id},
+    `mlpipe cycle --show/--wait`) shows a cycle as running that nothing can carry on any more."""
+    cycle = _read(cycle_id)
+    if cycle.status in LIVE_STATUSES and cycle_lock.holder() != cycle_id:
+        recover_interrupted()
+        cycle = _read(cycle_id)
+    return cycle
+
+
+def _read(cycle_id: str) -> Cycle:
     with session_scope() as session:
         cycle = session.get(Cycle, cycle_id)
         if cycle is None:
@@ -101,10 +111,13 @@ def recover_interrupted() -> list[str]:
     with session_scope() as session:
         stmt = select(Cycle.id).where(Cycle.status.in_(LIVE_STATUSES))  # type: ignore[attr-defined]
         stale = [cid for cid in session.exec(stmt).all() if cid != holder]
+    marked: list[str] = []
     for cycle_id in stale:
 
         def mark(cycle: Cycle) -> None:
-            if cycle.status in LIVE_STATUSES:
+            # checked again under the row lock: a cycle started since `holder` was read holds the lock now
+            if cycle.status in LIVE_STATUSES and cycle_lock.holder() != cycle.id:
+                marked.append(cycle.id)
                 cycle.status = "interrupted"
                 cycle.finished_ts = now()
                 cycle.errors.append(
@@ -117,8 +130,9 @@ def recover_interrupted() -> list[str]:
                 )
 
         update(cycle_id, mark)
+    for cycle_id in marked:
         log.warning("cycle interrupted", cycle_id=cycle_id)
-    return stale
+    return marked
 
 
 def error_entry(
