@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     exchange: str = "binance"
     symbols: Annotated[list[str], NoDecode] = ["BTC-USDT", "ETH-USDT", "XRP-USDT"]
     cycle_cron: str = "0 */12 * * *"
+    cycle_models_file: Path | None = Field(
+        default=None, description="model definitions of a cycle; default: the repo's config/models.yaml"
+    )
     ingest_cron: str = "* * * * *"
     predict_api_key: str | None = None
     operator_api_key: str | None = None

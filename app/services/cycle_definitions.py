@@ -17,7 +17,7 @@ REQUIRED = ("type", "name")
 
 def models_file(options: dict[str, Any] | None = None) -> Path:
     """Where the definitions come from: the cycle's option, the settings (when present), else the repo's."""
-    chosen = (options or {}).get("models_file") or getattr(get_settings(), "cycle_models_file", None)
+    chosen = (options or {}).get("models_file") or get_settings().cycle_models_file
     return Path(chosen) if chosen else DEFAULT_FILE
 
 

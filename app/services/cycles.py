@@ -155,8 +155,11 @@ def start_cycle(trigger: str = "operator", options: dict[str, Any] | None = None
     from app.services.cycle_definitions import check_buildable, load_definitions, window_days
 
     options = dict(options or {})
-    check_buildable(load_definitions(options))  # a broken config fails here, in front of the operator
-    window_days(options)
+    definitions = load_definitions(options)
+    check_buildable(definitions)  # a broken config fails here, in front of the operator
+    # Frozen into the cycle: an operator editing config/models.yaml mid-cycle changes the next cycle only.
+    options["definitions"] = definitions
+    options["window_days"] = window_days(options)
     recover_interrupted()
     cycle_id = uuid.uuid4().hex
     running = cycle_lock.acquire(cycle_id)

@@ -77,3 +77,21 @@ def test_a_failing_build_marks_its_model_failed_and_the_cycle_partial() -> None:
     assert rows["broken_model"].status == "failed" and "scale-free" in rows["broken_model"].error
     assert rows["good_model"].status == "active"
     assert [e.model_name for e in failed_events] == [rows["broken_model"].name]
+
+
+def test_editing_the_models_file_mid_cycle_changes_only_the_next_cycle(tmp_path, store_dir) -> None:
+    import yaml
+
+    seed_candles(days=1)
+    models_file = tmp_path / "models.yaml"
+    models_file.write_text(yaml.safe_dump({"models_to_train": [definition("xgboost", "before_edit")]}))
+    cycle = start_cycle("cli", {"models_file": str(models_file), "window_days": 1, "ingest": False})
+    models_file.write_text(yaml.safe_dump({"models_to_train": [definition("xgboost", "after_edit")]}))
+
+    run_workers()
+
+    finished = get_cycle(cycle.id)
+    assert finished.status == "succeeded", finished.errors
+    assert list(finished.progress) == ["before_edit"]
+    with session_scope() as session:
+        assert [r.family for r in session.exec(select(ModelRecord)).all()] == ["before_edit"]
