@@ -57,12 +57,16 @@ async def _stop_model_cache() -> None:
     await run_in_threadpool(get_prediction_log().stop)
 
 
+MAX_BODY_BYTES = 4 * 1024 * 1024  # ~10,000 candles; anything larger is a 413, never read into memory
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
         title="mlpipe",
         summary="Crypto-market ML predictions: direction, risk, price, momentum and volatility models.",
         version="0.1.0",
         lifespan=lifespan,
+        max_body_size=MAX_BODY_BYTES,
     )
     install_error_handlers(app)
     app.include_router(health.router)

@@ -3,14 +3,39 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
 
 SYMBOL_PATTERN = r"^[A-Z0-9]{1,15}-[A-Z0-9]{1,15}$"
+# What the service can name (models: family_NNN, model_NNN or a kind; ensembles: id or ensemble_NNN;
+# cycles: a hex id), checked at the door so odd characters never reach a database query.
+MODEL_REF_PATTERN = r"^[a-z][a-z0-9_]{0,127}$"
+ENSEMBLE_REF_PATTERN = r"^([0-9]{1,9}|ensemble_[0-9]{3,9})$"
+CYCLE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+FEATURE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"  # printable: no NUL or control characters
+# The pattern in a 422 is exact but cryptic; the answer adds what it means.
+PATTERN_HINTS = {
+    SYMBOL_PATTERN: "a market as BASE-QUOTE in capitals and digits, e.g. BTC-USDT",
+    MODEL_REF_PATTERN: "a model name (lowercase letters, digits, '_'; e.g. direction_xgb_003) or a kind",
+    ENSEMBLE_REF_PATTERN: "an ensemble id (1) or name (ensemble_001)",
+    CYCLE_ID_PATTERN: "a cycle id as POST /cycles returned it (letters, digits, '-', '_')",
+    FEATURE_NAME_PATTERN: "a feature name (lowercase letters, digits, '_'; e.g. rsi_14)",
+    TEXT_PATTERN: "printable text without NUL or control characters",
+}
 MAX_CANDLES = 5000
+MAX_PRICE = 1e12  # far above any quoted price, far below where rolling variances overflow
+MAX_VOLUME = 1e18
+MAX_FEATURE = 1e15
 Kind = Literal["direction", "risk", "price", "momentum", "volatility"]
+KIND_NAMES = get_args(Kind)
 Status = Literal["candidate", "active", "archived", "superseded", "failed"]
+Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN, examples=["BTC-USDT"])]
+ModelRef = Annotated[str, Field(pattern=MODEL_REF_PATTERN, max_length=128, examples=["direction_xgb_001"])]
+FeatureName = Annotated[str, Field(pattern=FEATURE_NAME_PATTERN, max_length=64)]
+FeatureValue = Annotated[FiniteFloat, Field(ge=-MAX_FEATURE, le=MAX_FEATURE)]
+Price = Annotated[FiniteFloat, Field(gt=0, le=MAX_PRICE)]
 
 
 class CandleIn(BaseModel):
@@ -19,11 +44,11 @@ class CandleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ts: int = Field(ge=0, le=10**14, examples=[1767225600000])
-    open: FiniteFloat = Field(gt=0)
-    high: FiniteFloat = Field(gt=0)
-    low: FiniteFloat = Field(gt=0)
-    close: FiniteFloat = Field(gt=0)
-    volume: FiniteFloat = Field(ge=0)
+    open: Price
+    high: Price
+    low: Price
+    close: Price
+    volume: FiniteFloat = Field(ge=0, le=MAX_VOLUME)
 
 
 class PredictRequest(BaseModel):
@@ -40,9 +65,9 @@ class PredictRequest(BaseModel):
         },
     )
 
-    symbol: str = Field(pattern=SYMBOL_PATTERN, description="market, BASE-QUOTE", examples=["BTC-USDT"])
+    symbol: Symbol = Field(description="market, BASE-QUOTE")
     candles: list[CandleIn] | None = Field(default=None, min_length=1, max_length=MAX_CANDLES)
-    features: dict[str, FiniteFloat] | None = Field(default=None, max_length=500)
+    features: dict[FeatureName, FeatureValue] | None = Field(default=None, max_length=500)
     as_of: int | None = Field(
         default=None, ge=0, le=10**14,
         description="with `features`: the candle open time (ms) they belong to, so the answer can be scored",
@@ -51,7 +76,7 @@ class PredictRequest(BaseModel):
     @model_validator(mode="after")
     def _one_input(self) -> PredictRequest:
         if self.candles is not None and self.features is not None:
-            raise ValueError("send either `candles` or `features`, not both")
+            raise ValueError("candles: send either `candles` or `features`, not both")
         return self
 
 
@@ -86,8 +111,20 @@ class Prediction(BaseModel):
     dissimilarity_index: float | None = Field(default=None, description="FreqAI-style DI; null if unknown")
 
 
+_MEMBER_EXAMPLE = {k: v for k, v in _PREDICTION_EXAMPLE.items() if k != "symbol"} | {"symbol": "BTC-USDT"}
+
+
 class EnsemblePrediction(BaseModel):
     """The blended answer and each member's."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "direction": "UP", "confidence": 0.55, "ensemble": "ensemble_001", "ensemble_id": 1,
+        "kind": "direction", "method": "weighted_avg", "symbol": "BTC-USDT", "as_of": "2026-01-01T12:34:00Z",
+        "members": [
+            _MEMBER_EXAMPLE,
+            {**_MEMBER_EXAMPLE, "model": "direction_rf_002", "version": 2, "confidence": 0.52},
+        ],
+    }]})
 
     direction: Literal["UP", "DOWN"] | None = None
     state: Literal["accelerating", "decelerating"] | None = None
@@ -143,7 +180,7 @@ class StatusChange(BaseModel):
                                                                               "reason": "bad live run"}]})
 
     status: Literal["active", "archived"]
-    reason: str = Field(default="changed by an operator", max_length=500)
+    reason: str = Field(default="changed by an operator", max_length=500, pattern=TEXT_PATTERN)
 
 
 class EnsembleCreate(BaseModel):
@@ -155,11 +192,13 @@ class EnsembleCreate(BaseModel):
                                          "method": "weighted_avg", "weights": [0.6, 0.4]}]},
     )
 
-    members: list[str] = Field(min_length=2, max_length=10)
+    members: list[ModelRef] = Field(min_length=2, max_length=10)
     method: Literal["weighted_avg", "voting", "stacking"] = "weighted_avg"
-    weights: list[FiniteFloat] | None = Field(default=None, min_length=2, max_length=10)
-    name: str | None = Field(default=None, pattern=r"^ensemble_\d{3,}$")
-    description: str = Field(default="", max_length=500)
+    weights: list[Annotated[FiniteFloat, Field(ge=0, le=1e6)]] | None = Field(
+        default=None, min_length=2, max_length=10
+    )
+    name: str | None = Field(default=None, pattern=r"^ensemble_[0-9]{3,9}$")
+    description: str = Field(default="", max_length=500, pattern=TEXT_PATTERN)
 
     @model_validator(mode="after")
     def _weights_match(self) -> EnsembleCreate:
@@ -167,14 +206,31 @@ class EnsembleCreate(BaseModel):
             if len(self.weights) != len(self.members):
                 raise ValueError(f"weights: give one weight per member ({len(self.members)}), "
                                  f"got {len(self.weights)}")
-            if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
-                raise ValueError("weights: must be non-negative with a positive sum")
+            if sum(self.weights) <= 0:
+                raise ValueError("weights: must have a positive sum")
         if len(set(self.members)) != len(self.members):
             raise ValueError("members: each model may appear once")
+        kinds = [m for m in self.members if m in KIND_NAMES]
+        if kinds:
+            raise ValueError(
+                f"members: name models, not kinds ({', '.join(kinds)}): an ensemble keeps its members "
+                f"(GET /models?kind={kinds[0]} lists them)"
+            )
         return self
 
 
 class EnsembleOut(BaseModel):
+    """An ensemble's config, status (candidate until backtested, then active or rejected) and results."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": 1, "name": "ensemble_001", "kind": "direction", "method": "weighted_avg",
+        "models": ["direction_xgb_001", "direction_rf_002"], "weights": [0.6, 0.4], "status": "active",
+        "meta": None, "results": {"ensemble": {"f1": 0.58}, "members": {"direction_xgb_001": {"f1": 0.55},
+                                  "direction_rf_002": {"f1": 0.54}}, "beats_every_member": True,
+                                  "eval_rows": 480, "metric": "f1"},
+        "description": "", "created_ts": "2026-01-01T00:00:00Z", "backtested_ts": "2026-01-01T00:05:00Z",
+    }]})
+
     id: int
     name: str
     kind: str
@@ -190,7 +246,32 @@ class EnsembleOut(BaseModel):
 
 
 class BacktestRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Which candles to score on; by default the members' training symbols over the last 7 days."""
 
-    symbols: list[str] | None = Field(default=None, max_length=20)
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"symbols": ["BTC-USDT"], "days_back": 3}]}
+    )
+
+    symbols: list[Symbol] | None = Field(default=None, min_length=1, max_length=20)
     days_back: float = Field(default=7.0, gt=0, le=90)
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="where: a body field (`candles.3.close`), `path.<name>` or `query.<name>`")
+    reason: str
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: `detail` says what went wrong and what to do about it."""
+
+    detail: str
+
+
+class ValidationErrorOut(ErrorOut):
+    """A 422 from request validation names each field and its reason."""
+
+    errors: list[FieldError] = Field(default_factory=list)
+
+
+class ConflictOut(ErrorOut):
+    id: str | None = Field(default=None, description="the cycle that is running, for a 409 from POST /cycles")

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Path, Query
 
 from app.api.deps import PredictAuth
+from app.api.docs import errors
 
 router = APIRouter(tags=["features"])
 
@@ -17,14 +18,23 @@ _Timeframe = Literal["1m", "5m", "15m", "1h", "4h"]
 @router.get(
     "/features/{symbol}",
     responses={
-        404: {"description": "no candles stored for the symbol"},
-        422: {"description": "unknown feature name (the message lists the known ones)"},
+        200: {"content": {"application/json": {"example": {
+            "symbol": "BTC-USDT", "timeframe": "1m", "features": ["rsi_14", "natr_14"],
+            "rows": [{"ts": "2026-01-01T12:34:00Z", "rsi_14": 61.2, "natr_14": 0.11}],
+        }}}},
+        **errors(
+            401, 404, 422,
+            not_found="no candles stored for the symbol",
+            invalid="unknown feature name (the message lists the known ones) or an invalid parameter",
+        ),
     },
 )
 def latest_features(
     _role: PredictAuth,
     symbol: str = Path(pattern=r"^[A-Za-z0-9]{1,15}-[A-Za-z0-9]{1,15}$", examples=["BTC-USDT"]),
-    names: str = Query(examples=["rsi_14,natr_14"], description="comma-separated feature names"),
+    names: str = Query(
+        examples=["rsi_14,natr_14"], description="comma-separated feature names", max_length=2000
+    ),
     timeframe: _Timeframe = "1m",
     bars: int = Query(default=1, ge=1, le=1000, description="how many of the newest candles"),
 ) -> dict[str, Any]:

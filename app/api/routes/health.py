@@ -34,11 +34,24 @@ READY_EXAMPLE = {
     "status": "ready",
     "checks": {"database": {"ok": True, "latency_ms": 0.8}, "redis": {"ok": True, "latency_ms": 0.3}},
     "failed": [],
-    "models_loaded": 0,
+    "models_loaded": 3,
+}
+READY_DOWN_EXAMPLE = {
+    "status": "unavailable",
+    "checks": {
+        "database": {"ok": True, "latency_ms": 0.8},
+        "redis": {"ok": False, "latency_ms": 1001.2, "error": "ConnectionError: Error 111 connecting"},
+    },
+    "failed": ["redis"],
+    "models_loaded": 3,
 }
 
 
-@router.get("/health")
+@router.get(
+    "/health",
+    responses={200: {"description": "the process answers",
+                     "content": {"application/json": {"example": {"status": "ok"}}}}},
+)
 def health() -> dict[str, str]:
     """Liveness: the process answers."""
     return {"status": "ok"}
@@ -73,10 +86,14 @@ def _models_loaded() -> int:
     response_model=Readiness,
     responses={
         200: {
-            "description": "the database and Redis answer",
+            "description": "the database and Redis answer; `models_loaded` active models in memory",
             "content": {"application/json": {"example": READY_EXAMPLE}},
         },
-        503: {"model": Readiness, "description": "the database or Redis does not answer (see `failed`)"},
+        503: {
+            "model": Readiness,
+            "description": "the database or Redis does not answer (see `failed`)",
+            "content": {"application/json": {"example": READY_DOWN_EXAMPLE}},
+        },
     },
 )
 def ready() -> JSONResponse:

@@ -13,7 +13,14 @@ router = APIRouter(tags=["health"])
 @router.get(
     "/metrics",
     response_class=PlainTextResponse,
-    responses={200: {"description": "Metrics in the Prometheus text exposition format."}},
+    responses={200: {
+        "description": "Metrics in the Prometheus text exposition format.",
+        "content": {"text/plain": {"example": (
+            "# HELP mlpipe_predictions_total Predictions served, by model name and kind.\n"
+            "# TYPE mlpipe_predictions_total counter\n"
+            'mlpipe_predictions_total{model="direction_xgb_001",kind="direction"} 42.0\n'
+        )}},
+    }},
 )
 def metrics(request: Request) -> Response:
     """Prometheus metrics: request latency per route, predictions, model loads and reloads, cycle outcomes."""

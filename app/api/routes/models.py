@@ -7,13 +7,16 @@ from typing import Literal
 from fastapi import APIRouter, Path, Query
 
 from app.api.deps import OperatorAuth, PredictAuth
-from app.api.schemas import ModelOut, StatusChange
+from app.api.docs import errors
+from app.api.schemas import MODEL_REF_PATTERN, ModelOut, StatusChange
 from app.store.cache import get_cache
 
 router = APIRouter(prefix="/models", tags=["models"])
 
 _Kind = Literal["direction", "risk", "price", "momentum", "volatility"]
 _Status = Literal["candidate", "active", "archived", "superseded", "failed"]
+_NAME = Path(max_length=128, pattern=MODEL_REF_PATTERN, examples=["direction_xgb_001"],
+             description="the model's name")
 
 
 def model_out(record) -> ModelOut:  # noqa: ANN001 - a ModelRecord
@@ -38,7 +41,7 @@ def model_out(record) -> ModelOut:  # noqa: ANN001 - a ModelRecord
     )
 
 
-@router.get("", response_model=list[ModelOut])
+@router.get("", response_model=list[ModelOut], responses=errors(401, 422))
 def list_models(
     _role: PredictAuth, status: _Status | None = Query(default=None), kind: _Kind | None = Query(default=None)
 ) -> list[ModelOut]:
@@ -48,8 +51,8 @@ def list_models(
     return [model_out(r) for r in models.list_models(status=status, kind=kind)]
 
 
-@router.get("/{name}", response_model=ModelOut, responses={404: {"description": "unknown model"}})
-def get_model(_role: PredictAuth, name: str = Path(max_length=128)) -> ModelOut:
+@router.get("/{name}", response_model=ModelOut, responses=errors(401, 404, 422, not_found="unknown model"))
+def get_model(_role: PredictAuth, name: str = _NAME) -> ModelOut:
     """One model's metadata, live performance included."""
     from app.services import models
 
@@ -59,9 +62,13 @@ def get_model(_role: PredictAuth, name: str = Path(max_length=128)) -> ModelOut:
 @router.patch(
     "/{name}",
     response_model=ModelOut,
-    responses={404: {"description": "unknown model"}, 409: {"description": "transition not allowed"}},
+    responses=errors(
+        401, 403, 404, 409, 422,
+        not_found="unknown model",
+        conflict="transition not allowed (e.g. a failed model cannot be activated)",
+    ),
 )
-def change_status(change: StatusChange, _role: OperatorAuth, name: str = Path(max_length=128)) -> ModelOut:
+def change_status(change: StatusChange, _role: OperatorAuth, name: str = _NAME) -> ModelOut:
     """Activate or archive a model; every API process reloads its champions within seconds."""
     from app.services import models
 

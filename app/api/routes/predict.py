@@ -2,22 +2,69 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
 from fastapi import APIRouter, Path
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import PredictAuth
-from app.api.schemas import EnsemblePrediction, Prediction, PredictRequest
+from app.api.docs import errors
+from app.api.schemas import (
+    ENSEMBLE_REF_PATTERN,
+    MODEL_REF_PATTERN,
+    EnsemblePrediction,
+    Prediction,
+    PredictRequest,
+)
+from app.core.errors import BadInput
 from app.services import predictions
 from app.store.cache import get_cache
 
 router = APIRouter(tags=["predict"])
 
-_ERRORS = {
-    401: {"description": "missing or invalid API key"},
-    404: {"description": "unknown model, ensemble or symbol"},
-    422: {"description": "invalid body: the field and the reason"},
-    503: {"description": "no model of that kind yet, expired model, or not enough stored candles"},
-}
+_ERRORS = errors(
+    401, 404, 422, 503,
+    not_found="unknown model, ensemble or symbol",
+    unavailable="no model of that kind yet, an expired model, or not enough stored candles",
+)
+
+
+def _non_finite(answer: Any, path: str = "") -> str | None:
+    """The first answer field that is NaN or infinite (JSON cannot carry it), or None."""
+    if isinstance(answer, float) and not math.isfinite(answer):
+        return path or "answer"
+    if isinstance(answer, dict):
+        items = answer.items()
+    elif isinstance(answer, list):
+        items = ((str(i), v) for i, v in enumerate(answer))
+    else:
+        return None
+    for key, value in items:
+        found = _non_finite(value, f"{path}.{key}" if path else str(key))
+        if found:
+            return found
+    return None
+
+
+def guarded(compute: Callable[..., dict[str, Any] | None], body: PredictRequest, *args: Any) -> Any:
+    """Run a prediction without float warnings, and refuse an answer that is not a finite number.
+
+    Extreme (but finite) inputs can overflow inside a model; that is a property of the input, so the caller
+    gets a 422 naming it, never a 500 or a NaN.
+    """
+    with np.errstate(all="ignore"):
+        result = compute(*args, body)
+    bad = _non_finite(result) if result is not None else None
+    if bad:
+        given = "candles" if body.candles is not None else "features" if body.features else "symbol"
+        raise BadInput(
+            f"{given}: the model's answer ({bad}) is not a finite number for this input; its values are far "
+            f"outside what the model was trained on, check them"
+        )
+    return result
 
 
 @router.post(
@@ -29,6 +76,7 @@ async def predict(
     model: str = Path(
         description="a model name (direction_xgb_003) or a kind (direction) for its champion",
         max_length=128,
+        pattern=MODEL_REF_PATTERN,
         examples=["direction"],
     ),
 ) -> dict:
@@ -36,9 +84,9 @@ async def predict(
     # Answers whose inputs are already in memory (about a millisecond of CPU) run on the event loop;
     # anything that reads the database or computes features goes to the threadpool.
     cache = get_cache()
-    result = predictions.predict_in_memory(cache, model, body)
+    result = guarded(predictions.predict_in_memory, body, cache, model)
     if result is None:
-        result = await run_in_threadpool(predictions.predict, cache, model, body)
+        result = await run_in_threadpool(guarded, predictions.predict, body, cache, model)
     return result
 
 
@@ -51,9 +99,14 @@ async def predict(
 def ensemble_predict(
     body: PredictRequest,
     _role: PredictAuth,
-    ensemble_id: str = Path(description="the ensemble's id (1) or name (ensemble_001)", max_length=64),
+    ensemble_id: str = Path(
+        description="the ensemble's id (1) or name (ensemble_001)",
+        max_length=64,
+        pattern=ENSEMBLE_REF_PATTERN,
+        examples=["1"],
+    ),
 ) -> dict:
     """The ensemble's blended answer and each member's answer."""
     from app.services import ensembles
 
-    return ensembles.predict(get_cache(), ensemble_id, body)
+    return guarded(ensembles.predict, body, get_cache(), ensemble_id)
