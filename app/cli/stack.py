@@ -64,6 +64,7 @@ def worker(
 
     settings = _logging_settings()
     _preload_job_modules()
+    _recover_lost_cycles()
     names = [name.strip() for item in (queues or list(KINDS)) for name in item.split(",") if name.strip()]
     connection = get_redis()
     rq_worker = Worker([get_queue(name) for name in names], connection=connection)
@@ -82,6 +83,20 @@ def _preload_job_modules() -> None:
     import app.ml.kinds  # noqa: F401
     import workers.cycle_jobs  # noqa: F401
     import workers.jobs  # noqa: F401
+
+
+def _recover_lost_cycles() -> None:
+    """A restarted worker marks cycles no job can carry on any more (their lock expired) `interrupted`."""
+    from app.core.logging import get_logger
+    from app.services.cycles import recover_interrupted
+
+    try:
+        recovered = recover_interrupted()
+    except Exception as exc:  # noqa: BLE001 - a worker starts even if the database is not up yet
+        get_logger(__name__).warning("cycle_recovery_skipped", error=str(exc))
+        return
+    if recovered:
+        get_logger(__name__).warning("cycles_interrupted", cycles=recovered)
 
 
 @app.command()

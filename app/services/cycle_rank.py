@@ -9,28 +9,18 @@ from sqlmodel import select
 from app.core.db import session_scope
 from app.core.logging import get_logger
 from app.ml.ranking import RANKED_STATUSES, ModelRanker, RankEntry, score_from_performance
-from app.services.cycles import error_entry, update
+from app.services.cycles import close_lost_jobs, update
 from app.services.models import set_status
-from app.tables.cycles import Cycle
 from app.tables.models import ModelRecord
 
 log = get_logger(__name__)
-
-
-def _close_lost_builds(cycle: Cycle) -> None:
-    """A build still queued/running when rank starts lost its job (e.g. abandoned twice): it failed."""
-    for name, entry in cycle.progress.items():
-        if entry.get("stage") == "build" and entry.get("state") in ("queued", "running"):
-            entry = dict(entry, state="failed", error="its build job ended without a result (worker lost)")
-            cycle.progress[name] = entry
-            cycle.errors.append(error_entry("build", entry["error"], model=name))
 
 
 def rank(cycle_id: str) -> dict[str, Any]:
     """Promote the top models (champions first), archive the dropped and the surplus; record each decision."""
     from app.services.cycle_flow import set_stage
 
-    update(cycle_id, _close_lost_builds)
+    update(cycle_id, lambda cycle: close_lost_jobs(cycle, stage="build"))
     set_stage(cycle_id, "rank")
     with session_scope() as session:
         stmt = select(ModelRecord).where(ModelRecord.status.in_(RANKED_STATUSES))  # type: ignore[attr-defined]

@@ -199,12 +199,26 @@ def fail_cycle(cycle_id: str, stage: str, message: str) -> Cycle:
     return cycle
 
 
+def close_lost_jobs(cycle: Cycle, stage: str | None = None) -> None:
+    """Entries still queued/running once the jobs they wait for are done lost their job: they failed.
+
+    (A build or retrain abandoned twice, e.g. its worker SIGKILLed on both tries.)
+    """
+    for name, entry in cycle.progress.items():
+        if (stage is None or entry.get("stage") == stage) and entry.get("state") in ("queued", "running"):
+            step = entry.get("stage", "job")
+            entry = dict(entry, state="failed", error=f"its {step} job ended without a result (worker lost)")
+            cycle.progress[name] = entry
+            cycle.errors.append(error_entry(step, entry["error"], model=name))
+
+
 def finish_cycle(cycle_id: str) -> Cycle:
     """Close the cycle: `partial` when any model or stage failed, else `succeeded`; release the lock."""
 
     def change(cycle: Cycle) -> None:
         if cycle.status in FINISHED_STATUSES:
             return
+        close_lost_jobs(cycle)
         failed = [name for name, p in cycle.progress.items() if p.get("state") == "failed"]
         errors = [e for e in cycle.errors if e.get("level") == "error"]
         cycle.status = "partial" if failed or errors else "succeeded"

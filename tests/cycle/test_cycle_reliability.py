@@ -95,3 +95,21 @@ def test_editing_the_models_file_mid_cycle_changes_only_the_next_cycle(tmp_path,
     assert list(finished.progress) == ["before_edit"]
     with session_scope() as session:
         assert [r.family for r in session.exec(select(ModelRecord)).all()] == ["before_edit"]
+
+
+def test_a_retrain_whose_job_was_lost_fails_and_the_cycle_ends_partial() -> None:
+    from app.services.cycles import finish_cycle
+    from app.tables.cycles import Cycle
+
+    with session_scope() as session:
+        session.add(Cycle(id="lost-retrain", trigger="cli", status="running", stage="retrain", progress={
+            "direction_a": {"stage": "build", "state": "succeeded"},
+            "retrain:direction_a_001": {"stage": "retrain", "state": "running"},
+        }))
+
+    finished = finish_cycle("lost-retrain")
+
+    assert finished.status == "partial"
+    assert finished.progress["retrain:direction_a_001"]["state"] == "failed"
+    assert "worker lost" in finished.progress["retrain:direction_a_001"]["error"]
+    assert finished.progress["direction_a"]["state"] == "succeeded"
