@@ -46,27 +46,31 @@ class TrainingPipeline:
 
         `training_data` maps symbol -> candles (as `load_candles` returns), or symbol -> a FeatureManager
         frame as in the seed: then its columns are the model's features (unless the definition names
-        them) and the candles behind it are read from the store.
+        them) and the candles behind it are read from the store. The recorded `data_source` is the
+        definition's `data_source`, else the stored candles' source when they came from the store, else
+        `unknown` (candles handed in are not looked up: this path needs no database).
         """
         from app.ml.data import data_source_of
 
         model = model_from_definition(model_def)
         candles = self._as_candles(model, model_def, training_data)
-        source = model_def.get("data_source") or data_source_of(candles)
+        from_store = candles is not training_data
+        source = model_def.get("data_source") or (data_source_of(candles) if from_store else "unknown")
         return model.train_on(candles, data_source=source)
 
     @staticmethod
     def _as_candles(
         model: BaseModel, model_def: Mapping[str, Any], training_data: Mapping[str, pd.DataFrame]
-    ) -> dict[str, pd.DataFrame]:
+    ) -> Mapping[str, pd.DataFrame]:
+        """`training_data` itself when it holds candles; else the stored candles behind its feature frames."""
         from app.data.candles import OHLCV
         from app.features import required_warmup
         from app.ml.data import candles_for_features
 
-        frames = dict(training_data)
-        feature_frames = {s: f for s, f in frames.items() if not set(OHLCV) <= set(f.columns)}
+        feature_frames = {s: f for s, f in training_data.items() if not set(OHLCV) <= set(f.columns)}
         if not feature_frames:
-            return frames
+            return training_data
+        frames = dict(training_data)
         if not model_def.get("features"):
             columns = list(dict.fromkeys(c for f in feature_frames.values() for c in f.columns))
             model.set_params(features=columns)

@@ -23,8 +23,10 @@ MIN_EVAL_ROWS = 30
 def train(definition: dict[str, Any], training_data: dict[str, pd.DataFrame]) -> BaseModel:
     """Train one definition on the window and fill its holdout metrics (ML's TrainingPipeline)."""
     from app.ml import TrainingPipeline
+    from app.ml.data import data_source_of
 
-    return TrainingPipeline().train_model(dict(definition), training_data)
+    source = data_source_of(training_data)  # the window was read from the store
+    return TrainingPipeline().train_model({**definition, "data_source": source}, training_data)
 
 
 def warmup_bars(model: BaseModel) -> int:
