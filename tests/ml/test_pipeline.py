@@ -140,3 +140,18 @@ def test_data_source_is_where_the_stored_candles_came_from_not_the_setting() -> 
 
     assert one.training_["data_source"] == "csv"  # MARKET_DATA_SOURCE is `simulated` in the tests
     assert both.training_["data_source"] == "csv+exchange"
+
+
+def test_the_pipeline_on_candles_handed_in_needs_no_database(random_walk, tmp_path, monkeypatch) -> None:
+    from app.core.config import reset_settings
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")  # no tables at all
+    reset_settings()
+    try:
+        definition = {"type": "xgboost", "config": {"n_estimators": 5}}
+        model = TrainingPipeline().train_model(definition, random_walk)
+    finally:
+        monkeypatch.undo()
+        reset_settings()
+
+    assert model.training_["data_source"] == "unknown" and model.performance_["n"] > 0
