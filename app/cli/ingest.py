@@ -13,9 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from app.cli import app
-from app.cli.console import make_console
+from app.cli.console import clear_errors, make_console
 from app.core.config import get_settings
-from app.core.errors import BadInput, MLPipeError
 
 if TYPE_CHECKING:
     from app.services.ingest import SymbolReport
@@ -40,7 +39,7 @@ def ingest_command(
     console = make_console()
     settings = get_settings()
     chosen = source.value if source else settings.market_data_source
-    try:
+    with clear_errors(console, "ingest"):
         if symbols is not None:
             names = normalize_symbols(symbols, required=chosen != "csv")
         elif chosen == "csv":
@@ -57,12 +56,6 @@ def ingest_command(
 
             reports = ingest(chosen, names, days=days if days is not None else float(settings.backfill_days),
                              path=path, progress=report)
-    except BadInput as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(2) from None
-    except MLPipeError as exc:
-        console.print(f"[red]ingest failed:[/red] {exc.message}")
-        raise typer.Exit(1) from None
     console.print(_summary(reports))
 
 

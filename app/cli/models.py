@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any
 
@@ -13,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from app.cli import app
-from app.cli.console import make_console
-from app.core.errors import BadInput, MLPipeError
+from app.cli.console import clear_errors, make_console
+from app.core.errors import BadInput
 
 
 class Kind(StrEnum):
@@ -31,19 +29,6 @@ class Status(StrEnum):
     archived = "archived"
     superseded = "superseded"
     failed = "failed"
-
-
-@contextmanager
-def _clear_errors(console: Console, what: str) -> Iterator[None]:
-    """Our errors become one line and an exit code (2: fix the input, 1: it failed); no traceback."""
-    try:
-        yield
-    except BadInput as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(2) from None
-    except MLPipeError as exc:
-        console.print(f"[red]{what} failed:[/red] {exc.message}")
-        raise typer.Exit(1) from None
 
 
 @app.command("train")
@@ -63,7 +48,7 @@ def train_command(
     from app.services.models import save_model
 
     console = make_console()
-    with _clear_errors(console, "training"):
+    with clear_errors(console, "training"):
         names = normalize_symbols(symbols) if symbols else get_settings().symbols
         definition: dict[str, Any] = {"kind": kind.value, "timeframe": timeframe, "horizon": horizon,
                                       "config": _parse_config(config)}
@@ -93,7 +78,7 @@ def backtest_command(
     from app.services.models import load_model
 
     console = make_console()
-    with _clear_errors(console, "backtest"):
+    with clear_errors(console, "backtest"):
         model = load_model(name)
         chosen = normalize_symbols(symbols) if symbols else None
         with console.status(f"backtesting {name} on the last {days:g} days..."):
@@ -121,7 +106,7 @@ def models_command(
     from app.services.models import list_models
 
     console = make_console()
-    with _clear_errors(console, "listing"):
+    with clear_errors(console, "listing"):
         records = list_models(status=status.value if status else None, kind=kind.value if kind else None)
     if as_json:
         rows = [{"name": r.name, "kind": r.kind, "type": r.model_type, "status": r.status, "score": r.score,
