@@ -222,6 +222,9 @@ class BaseModel(ABC):
             "data_source": data_source or "unknown",
             "train_start": _iso(int(train.ts_ms.min())), "train_end": _iso(int(train.ts_ms.max())),
             "train_end_ms": int(train.ts_ms.max()), "holdout_start": _iso(split.cut_ms),
+            # The last candle the window held: drift's "unseen" hours start after it (a train row's label
+            # and the purged rows after it reach past train_end_ms).
+            "window_end_ms": max(int(index_ms(c.index).max()) for c in candles_by_symbol.values() if len(c)),
         }
         metrics = evaluate_dataset(self, holdout, window=self.training_["window"])
         self.performance_ = {**metrics, **_seed_aliases(metrics)}

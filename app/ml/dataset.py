@@ -91,6 +91,19 @@ def context_frame(candles: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"close": close, "scale": scale}, index=candles.index)
 
 
+def _whole_label_window(candles: pd.DataFrame, h: int, bar_ms: int) -> np.ndarray:
+    """True where the h rows after t are the h bars after t: no candle is missing inside the label window.
+
+    Labels count rows; the embargo counts time. Across a gap (an outage, an empty bin) "h rows later" is
+    later than h bars, so such a label could reach past the cut the embargo protects: drop it instead.
+    """
+    ms = index_ms(candles.index)
+    whole = np.zeros(len(ms), dtype=bool)
+    if len(ms) > h:
+        whole[:-h] = ms[h:] - ms[:-h] == h * bar_ms
+    return whole
+
+
 def build_dataset(model: BaseModel, candles_by_symbol: Mapping[str, pd.DataFrame]) -> Dataset:
     """Pool every symbol's labelled, warmed-up rows; `meta` keeps each row's symbol and time."""
     if not candles_by_symbol:
@@ -103,7 +116,7 @@ def build_dataset(model: BaseModel, candles_by_symbol: Mapping[str, pd.DataFrame
         candles = candles_by_symbol[symbol]
         check_candles(symbol, candles)
         frame = compute_features(candles, features)
-        label = model.target(candles)
+        label = model.target(candles).where(_whole_label_window(candles, model.horizon, model.bar_ms))
         frame["__y"] = label.to_numpy()
         frame = frame.join(context_frame(candles))
         frame["past_label"] = past_label(label, model.horizon).to_numpy()

@@ -170,10 +170,16 @@ class EnsemblePredictor:
 
     # ---- stacking ---------------------------------------------------------------------------------
     def check_after_training(self, row_times_ms: np.ndarray) -> None:
-        """Refuse rows at or before any member's last training row: stacking must not see training data."""
+        """Refuse rows at or before any member's last training label: stacking must not see training data.
+
+        A member's last train row at `end` has a label reaching h bars further, so rows up to end + h bars
+        share label bars with it (the same purge as `app.ml.validation.unseen`).
+        """
         first = int(np.min(row_times_ms))
         for name, model in zip(self.names, self.models, strict=True):
             end = _train_end_ms(model)
+            if end is not None:
+                end += int(getattr(model, "horizon", 0) or 0) * int(getattr(model, "bar_ms", 0) or 0)
             if end is not None and first <= end:
                 raise BadInput(
                     f"stacking rows start at {_iso(first)}, within member {name}'s training data "

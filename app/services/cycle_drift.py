@@ -174,8 +174,9 @@ def retrain(cycle_id: str, name: str) -> dict[str, Any]:
     fresh = max(holdout_start, (seen or 0) + old.bar_ms)
     old_scores = cycle_ml.evaluate(old, data, fresh)
     new_scores = cycle_ml.evaluate(new, data, fresh) if old_scores is not None else None
-    if old_scores is None or new_scores is None:
-        fresh = holdout_start
+    if old_scores is None or new_scores is None:  # too few unseen rows: the new holdout, minus old training
+        old_trained_until = _ms(record.training.get("train_end_ms")) or 0
+        fresh = max(holdout_start, old_trained_until + (old.horizon + 1) * old.bar_ms)
         old_scores = cycle_ml.evaluate(old, data, fresh)
         new_scores = cycle_ml.evaluate(new, data, fresh)
     verdict = retrain_verdict(old_scores or {}, new_scores or {}, is_classifier=old.is_classifier)

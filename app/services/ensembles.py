@@ -235,8 +235,9 @@ def _holdout(
 def backtest(id_or_name: str, symbols: list[str] | None = None, days_back: float = 7.0) -> EnsembleRecord:
     """Score the ensemble beside each member and a naive baseline on the same later half of the holdout.
 
-    The earlier half fits the stacking meta-model (and is left out of every score, for all methods), so
-    no method is scored on rows it learned from; members never trained on any of these rows.
+    The earlier half fits the stacking meta-model (and is left out of every score, for all methods), and
+    the scored rows start h bars after it (an embargo), so no method is scored on rows whose labels it
+    learned from; members never trained on any of these rows.
     """
     from app.services.models import load_model
 
@@ -249,12 +250,18 @@ def backtest(id_or_name: str, symbols: list[str] | None = None, days_back: float
     )
     signals, y, times = _holdout(models, symbols, days_back)
     half = len(y) // 2
+    # Embargo: scored rows start h bars after the last fitted row, so no fitted label overlaps them.
+    gap_ms = max(m.horizon * m.bar_ms for m in models)
+    scored = times > times[half - 1] + gap_ms
+    if int(scored.sum()) < _MIN_ROWS // 2:
+        raise Unavailable(f"too few rows left to score after the embargo ({int(scored.sum())}); ingest newer "
+                          "candles or backtest over more days")
     predictor = EnsemblePredictor(
         models, record.weights, record.method, names=record.models, meta=record.meta
     )
     if record.method == "stacking":
         predictor.fit_stacking(signals[:half], y[:half], row_times_ms=times[:half])
-    scores = predictor.score(signals[half:], y[half:], earlier_y=y[:half])
+    scores = predictor.score(signals[scored], y[scored], earlier_y=y[:half])
     beats = beats_members(predictor.kind, scores)
     results = {
         **scores,
@@ -263,11 +270,13 @@ def backtest(id_or_name: str, symbols: list[str] | None = None, days_back: float
         "days_back": days_back,
         "fit_rows": int(half) if record.method == "stacking" else 0,
         "fit_start": _iso(int(times[0])),
+        "fit_end": _iso(int(times[half - 1])),
         "members_train_end": {
             n: (m.training_ or {}).get("train_end") for n, m in zip(record.models, models, strict=True)
         },
-        "eval_rows": int(len(y) - half),
-        "eval_start": _iso(int(times[half])),
+        "eval_rows": int(scored.sum()),
+        "eval_start": _iso(int(times[scored][0])),
+        "embargo_bars_between_fit_and_eval": max(m.horizon for m in models),
         "eval_end": _iso(int(times[-1])),
         "metric": "f1" if predictor.is_classifier else "rmse",
     }

@@ -50,11 +50,16 @@ def test_create_backtest_and_predict(ctx: dict, method: str) -> None:
         assert results["fit_rows"] > 0 and bt.json()["meta"]["rows"] == results["fit_rows"]
         ends = results["members_train_end"].values()
         assert all(first_fit_row > datetime.fromisoformat(end) for end in ends)
+        # and the scored rows start after an embargo of h bars (h = 3 here), so no fitted label reaches them
+        gap = datetime.fromisoformat(results["eval_start"]) - datetime.fromisoformat(results["fit_end"])
+        assert gap.total_seconds() > 3 * 60
 
     pred = http.post(f"/ensemble/{ens['id']}/predict", json={"symbol": "BTC-USDT"}, headers=rd)
     assert pred.status_code == 200, pred.text
     body = pred.json()
     assert body["direction"] in ("UP", "DOWN") and [m["model"] for m in body["members"]] == members
+    if method == "weighted_avg":  # no weights given: the members count equally
+        assert _p_up(body) == pytest.approx(sum(_p_up(m) for m in body["members"]) / 2)
 
 
 def test_a_config_file_dropped_in_the_store_becomes_an_ensemble(ctx: dict) -> None:
@@ -68,9 +73,21 @@ def test_a_config_file_dropped_in_the_store_becomes_an_ensemble(ctx: dict) -> No
 
     listed = ctx["http"].get("/ensembles", headers=ctx["keys"]["predict"]).json()
     got = ctx["http"].get("/ensembles/ensemble_007", headers=ctx["keys"]["predict"])
+    pred = ctx["http"].post(
+        "/ensemble/ensemble_007/predict", json={"symbol": "BTC-USDT"}, headers=ctx["keys"]["predict"]
+    )
 
     assert [e["name"] for e in listed] == ["ensemble_007"]
     assert got.status_code == 200 and got.json()["weights"] == pytest.approx([0.7, 0.3])
+    # the file's weights are the ones the blend uses: P(UP) = 0.7 * P1(UP) + 0.3 * P2(UP)
+    assert pred.status_code == 200, pred.text
+    assert _p_up(pred.json()) == pytest.approx(
+        0.7 * _p_up(pred.json()["members"][0]) + 0.3 * _p_up(pred.json()["members"][1])
+    )
+
+
+def _p_up(answer: dict) -> float:
+    return answer["confidence"] if answer["direction"] == "UP" else 1 - answer["confidence"]
 
 
 def test_errors(ctx: dict) -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from app.data.candles import candles_frame
 from app.store.cache import get_cache
 from tests.api.ml_setup import Trained, api_keys, save, store_all_candles
 
@@ -33,12 +34,19 @@ def test_direction_champion_answers_from_stored_candles(setup: dict, trained: Tr
 
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["direction"] in ("UP", "DOWN") and 0.5 <= body["confidence"] <= 1
+    own = _own_answer(trained, "direction_small", "BTC-USDT")  # the model itself, in this process
+    assert body["direction"] == own["direction"]
+    assert body["confidence"] == pytest.approx(own["confidence"], rel=1e-6)
     assert body["model"] == setup["names"]["direction_small"] and body["version"] == 1
     last_ts = int(trained.candles["BTC-USDT"]["ts"].iloc[-1])
     assert datetime.fromisoformat(body["as_of"]) == datetime.fromtimestamp(last_ts / 1000, UTC)
     assert body["data_source"] == "simulated" and body["input_source"] == "stored_candles"
     assert isinstance(body["out_of_distribution"], bool) and body["dissimilarity_index"] >= 0
+
+
+def _own_answer(trained: Trained, family: str, symbol: str):  # noqa: ANN202
+    """What the trained model answers in this process on the whole candle history of `symbol`."""
+    return trained.models[family].predict(current_features=candles_frame(trained.candles[symbol]))
 
 
 def test_same_answer_from_candles_in_the_body(setup: dict, trained: Trained) -> None:
@@ -58,12 +66,12 @@ def test_same_answer_from_candles_in_the_body(setup: dict, trained: Trained) -> 
 
     assert r.status_code == 200, r.text
     assert r.json()["input_source"] == "candles"
+    assert r.json()["direction"] == stored["direction"]
     assert r.json()["confidence"] == pytest.approx(stored["confidence"], rel=1e-6)
 
 
 def test_features_in_the_body_and_a_far_away_input_is_flagged(setup: dict, trained: Trained) -> None:
     model = trained.models["direction_small"]
-    normal = {f: 0.0 for f in model.feature_names_}
     ref = model.calibration_["dissimilarity"]
     normal = dict(zip(ref["features"], ref["mean"], strict=True))
     far = {f: v + 50 * s for (f, v), s in zip(normal.items(), ref["std"], strict=True)}
@@ -80,15 +88,19 @@ def test_features_in_the_body_and_a_far_away_input_is_flagged(setup: dict, train
     )
 
 
-def test_a_model_by_name_and_other_kinds_answer_in_their_shape(setup: dict) -> None:
+def test_a_model_by_name_and_other_kinds_give_the_models_own_answer(setup: dict, trained: Trained) -> None:
     http, key = setup["http"], setup["keys"]["predict"]
 
     risk = http.post(f"/predict/{setup['names']['risk_rf']}", json={"symbol": "ETH-USDT"}, headers=key)
     price = http.post("/predict/price", json={"symbol": "ETH-USDT"}, headers=key)
 
-    assert risk.status_code == 200 and 0 <= risk.json()["risk"] <= 100 and risk.json()["kind"] == "risk"
+    assert risk.status_code == 200, risk.text
+    assert risk.json()["kind"] == "risk"
+    assert risk.json()["risk"] == _own_answer(trained, "risk_rf", "ETH-USDT")
     assert price.status_code == 200, price.text
-    assert price.json()["predicted_price"] > 0
+    own_price = _own_answer(trained, "price_mlp", "ETH-USDT")
+    assert price.json()["predicted_price"] == pytest.approx(own_price["predicted_price"], rel=1e-6)
+    assert price.json()["confidence"] == pytest.approx(own_price["confidence"], rel=1e-6)
 
 
 @pytest.mark.parametrize(

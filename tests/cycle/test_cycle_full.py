@@ -62,9 +62,9 @@ def test_full_cycle_ranks_champions_archives_the_surplus_and_matches_the_store(s
         events = list(session.exec(select(ModelEvent).where(ModelEvent.cycle_id == cycle.id)).all())
     promoted = {e.model_name for e in events if e.event == "promoted"}
     assert promoted == {r.name for r in active}
-    for e in events:
-        if e.event == "archived":
-            assert "score" in e.numbers and e.reason
+    archived_events = [e for e in events if e.event == "archived"]
+    assert sorted(e.model_name for e in archived_events) == sorted(r.name for r in archived)
+    assert all("score" in e.numbers and e.reason for e in archived_events)
 
     # the database and the store agree: every row's directory with its hashes, and no orphan directory
     dirs = {p.name for p in store_dir.iterdir() if p.is_dir() and p.name.startswith("model_")}
