@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import func
 from sqlmodel import select
 
+from app.core.background import BackgroundLoop
 from app.core.config import get_settings
 from app.core.logging import get_logger
 
@@ -45,27 +46,18 @@ class PredictionLog:
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._loop = BackgroundLoop("prediction-log", self._run)
 
     def put(self, entry: dict[str, Any]) -> None:
         self._queue.put(entry)
-        if self._thread is None:
+        if not self._loop.running:
             self.start()
 
     def start(self) -> None:
-        with self._lock:
-            if self._thread is None:
-                self._stop.clear()
-                self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
-                self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._loop.stop()
         self.flush()
 
     def flush(self) -> int:
@@ -86,10 +78,10 @@ class PredictionLog:
             return 0
         return len(batch)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def _run(self, stopping: threading.Event) -> None:
+        while not stopping.is_set():
             if self.flush() < _MAX_BATCH:
-                self._stop.wait(_FLUSH_SECONDS)
+                stopping.wait(_FLUSH_SECONDS)
 
 
 _log = PredictionLog()

@@ -22,6 +22,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
+from app.core.background import BackgroundLoop
 from app.core.config import get_settings
 from app.core.errors import MLPipeError, NotFound, Unavailable
 from app.core.logging import get_logger
@@ -112,8 +113,7 @@ class ModelCache:
         self._snapshot = Snapshot({}, {})
         self._extras: OrderedDict[str, CachedModel] = OrderedDict()
         self._lock = threading.Lock()  # serialises reloads and on-demand loads, never reads
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._watcher = BackgroundLoop("model-cache-watch", self._watch)
         self._seen_version: bytes | None = None
         self.reloads = 0
 
@@ -218,24 +218,17 @@ class ModelCache:
 
     # ---- hot reload ------------------------------------------------------------------------------------
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._watch, name="model-cache-watch", daemon=True)
-        self._thread.start()
+        self._watcher.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._watcher.stop()
 
-    def _watch(self) -> None:
+    def _watch(self, stopping: threading.Event) -> None:
         from app.core.redis import get_redis
 
         pubsub = None
         last_db_check = time.monotonic()
-        while not self._stop.is_set():
+        while not stopping.is_set():
             reason = None
             try:
                 if pubsub is None:
@@ -252,7 +245,7 @@ class ModelCache:
             except RedisError as exc:
                 log.warning("model_watch_redis_error", error=str(exc))
                 pubsub = None
-                self._stop.wait(self.poll_seconds)
+                stopping.wait(self.poll_seconds)
             try:
                 if reason is None and time.monotonic() - last_db_check >= self.db_poll_seconds:
                     last_db_check = time.monotonic()
@@ -262,7 +255,7 @@ class ModelCache:
                     self.reload(reason)
             except Exception as exc:  # the watcher must outlive a failed reload
                 log.error("model_reload_failed", error=str(exc))
-                self._stop.wait(self.poll_seconds)
+                stopping.wait(self.poll_seconds)
         if pubsub is not None:
             try:
                 pubsub.close()
