@@ -78,6 +78,9 @@ def run(workers: int, days: float) -> dict:
     for p in procs:
         p.wait(timeout=60)
     done = get_cycle(cycle.id)
+    from app.core.redis import shutdown_embedded
+
+    shutdown_embedded()  # this run's embedded Redis: nothing is left running after the benchmark
     jobs = done.timings.get("jobs", {})
     compute = sum(j["seconds"] for j in jobs.values())
     wall = done.finished_ts.timestamp() - float(done.timings["started_at"])

@@ -179,6 +179,9 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+        from app.core.redis import shutdown_embedded
+
+        shutdown_embedded()  # the embedded Redis this run started, if any
     model_times.sort()
     print(
         f"in-process model.answer alone: p50 {1000 * statistics.median(model_times):.3f} ms, "

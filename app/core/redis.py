@@ -48,3 +48,13 @@ def reset_redis() -> None:
         for conn in _connections.values():
             conn.close()
         _connections.clear()
+
+
+def shutdown_embedded() -> None:
+    """Close this process's clients and stop the embedded servers it started (scripts, benchmarks)."""
+    reset_redis()
+    with _lock:
+        servers = list(_embedded.values())
+        _embedded.clear()
+    for server in servers:
+        server.shutdown()
