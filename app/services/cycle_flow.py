@@ -56,20 +56,24 @@ def enqueue_start(cycle_id: str) -> Job:
     )
 
 
+def _enqueue_training(step: str, cycle_id: str, name: str, key: str, timeout: int | None) -> Job:
+    """A build or retrain job on the train queue, retried once if its worker is lost (RQ abandoned job)."""
+    return _queue("train").enqueue(
+        f"{JOBS}.cycle_{step}_job",
+        cycle_id,
+        name,
+        job_id=_job_id(cycle_id, key),
+        job_timeout=timeout or BUILD_TIMEOUT,
+        result_ttl=RESULT_TTL,
+        retry=Retry(max=1),
+        description=f"cycle {cycle_id[:8]}: {step} {name}",
+    )
+
+
 def enqueue_builds(cycle_id: str, names: list[str], build_timeout: int | None = None) -> list[Job]:
     """One build job per definition, then rank (after all builds, failed ones too) and drift (after rank)."""
-    train = _queue("train")
     builds = [
-        train.enqueue(
-            f"{JOBS}.cycle_build_job",
-            cycle_id,
-            name,
-            job_id=_job_id(cycle_id, f"build-{i}"),
-            job_timeout=build_timeout or BUILD_TIMEOUT,
-            result_ttl=RESULT_TTL,
-            retry=Retry(max=1),
-            description=f"cycle {cycle_id[:8]}: build {name}",
-        )
+        _enqueue_training("build", cycle_id, name, f"build-{i}", build_timeout)
         for i, name in enumerate(names)
     ]
     cycle = _queue("cycle")
@@ -94,19 +98,8 @@ def enqueue_builds(cycle_id: str, names: list[str], build_timeout: int | None = 
 
 def enqueue_retrains(cycle_id: str, model_names: list[str], build_timeout: int | None = None) -> None:
     """One retrain job per flagged model, then the finish job after all of them (or at once if none)."""
-    train = _queue("train")
     retrains = [
-        train.enqueue(
-            f"{JOBS}.cycle_retrain_job",
-            cycle_id,
-            name,
-            job_id=_job_id(cycle_id, f"retrain-{name}"),
-            job_timeout=build_timeout or BUILD_TIMEOUT,
-            result_ttl=RESULT_TTL,
-            retry=Retry(max=1),
-            description=f"cycle {cycle_id[:8]}: retrain {name}",
-        )
-        for name in model_names
+        _enqueue_training("retrain", cycle_id, name, f"retrain-{name}", build_timeout) for name in model_names
     ]
     _queue("cycle").enqueue(
         f"{JOBS}.cycle_finish_job",
