@@ -28,8 +28,8 @@ SYMBOLS = ["BTC-USDT", "ETH-USDT", "XRP-USDT"]
 # `mlpipe worker --burst`, with the job modules imported first: RQ forks a work-horse per job, so what the
 # parent imported (torch, xgboost, sklearn: ~2 s) is not paid again by every job.
 WORKER = (
-    "import sys; import workers.cycle_jobs, app.services.cycle_build, app.services.cycle_drift, "
-    "app.services.cycle_rank, app.ml; from app.cli import main; "
+    "import sys; import workers.cycle_jobs, app.services.cycle.build, app.services.cycle.drift, "
+    "app.services.cycle.rank, app.ml; from app.cli import main; "
     "sys.argv = ['mlpipe', 'worker', '--burst']; main()"
 )
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
@@ -55,7 +55,7 @@ def run(workers: int, days: float) -> dict:
     from app.core.redis import get_redis, redis_url
     from app.data.candles import store_candles
     from app.data.simulator import MarketSimulator
-    from app.services.cycles import get_cycle, start_cycle
+    from app.services.cycle import get_cycle, start_cycle
 
     SQLModel.metadata.create_all(get_engine())
     frames = MarketSimulator(42).generate(SYMBOLS, 1_700_000_000_000 // 60_000 * 60_000, int(days * 1440))

@@ -47,7 +47,8 @@ def _setup() -> tuple[dict, list[float]]:
 
     import app.tables  # noqa: F401
     from app.core.db import get_engine
-    from app.data.candles import candles_frame, store_candles
+    from app.data.candles import store_candles
+    from app.data.frames import candles_frame
     from app.data.simulator import MarketSimulator
     from app.ml.dataset import build_dataset
     from app.ml.dissimilarity import attach_reference

@@ -74,7 +74,7 @@ class PeakRSS:
 
 def simulated_candles(n_symbols: int, days: float, seed: int, kind: str) -> dict[str, Any]:
     """`days` of 1m candles per symbol, plus the warm-up bars the kind's features need (as `train` loads)."""
-    from app.data.candles import candles_frame
+    from app.data.frames import candles_frame
     from app.data.simulator import MarketSimulator
     from app.features import required_warmup
     from app.ml.training import model_from_definition

@@ -127,7 +127,8 @@ def one_line(proc: Any) -> str:
 
 
 def step_ingest(cli: Cli, folder: Path, symbols: list[str], work: Path) -> dict[str, dict[str, Any]]:
-    from app.data.candles import count_candles, index_ms, load_candles
+    from app.data.candles import count_candles, load_candles
+    from app.data.frames import index_ms
     from app.data.gaps import find_gaps
     from app.data.sources.csv_source import infer_symbol
 
@@ -221,7 +222,8 @@ def step_ingest(cli: Cli, folder: Path, symbols: list[str], work: Path) -> dict[
 
 # --- 2. features ----------------------------------------------------------------------------------------
 def step_features(symbols: list[str], facts_by: dict[str, dict[str, Any]]) -> None:
-    from app.data.candles import index_ms, load_candles
+    from app.data.candles import load_candles
+    from app.data.frames import index_ms
     from app.features import FeatureManager, compute_features, required_warmup, resample
     from app.features.registry import CATALOGUE
 
@@ -362,7 +364,7 @@ def step_models(cli: Cli, symbols: list[str], run_cycle: bool) -> None:
     check("mlpipe worker --burst", worker.returncode == 0,
           f"exit {worker.returncode} in {worker.seconds:.1f} s")
     shown = cli("cycle", "--show", match.group(1), extra_env=cycle_env)
-    from app.services import cycles
+    from app.services import cycle as cycles
 
     view = cycles.cycle_view(cycles.get_cycle(match.group(1)))
     progress = view["progress"]

@@ -1,6 +1,7 @@
 import pandas as pd
 
-from app.data.candles import count_candles, index_ms, last_candle_ts, load_candles, store_candles
+from app.data.candles import count_candles, last_candle_ts, load_candles, store_candles
+from app.data.frames import index_ms
 
 
 def _frame(start_ms: int, n: int) -> pd.DataFrame:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from rq import cron
 
 from app.core.config import get_settings
+from app.core.queues import INGEST, queue_name
 from workers.jobs import ingest_tick_job
-from workers.queues import INGEST, queue_name
 
 settings = get_settings()
 
@@ -28,8 +28,8 @@ cron.register(
     cycle_cron_job, queue_name=queue_name("cycle"), cron=settings.cycle_cron, job_timeout=300, ttl=3600
 )
 
+from app.core.queues import DEFAULT  # noqa: E402
 from workers.jobs import drain_predictions_job, score_predictions_job  # noqa: E402 - prediction log (issue 5)
-from workers.queues import DEFAULT  # noqa: E402
 
 cron.register(drain_predictions_job, queue_name=queue_name(DEFAULT), cron="* * * * *", job_timeout=120,
               ttl=120)

@@ -1,145 +1,17 @@
-"""Prometheus metrics of the service, the helpers that record them, and the middleware that times requests.
-
-One process (the default): samples live in prometheus_client's default registry and `GET /metrics` shows
-them. Several API processes (`uvicorn --workers N`, gunicorn): set `PROMETHEUS_MULTIPROC_DIR` to an empty
-directory that every process can write, before they start (empty it on each deploy); each process then
-writes its samples there and `/metrics` sums them over processes. Have the process manager call
-`prometheus_client.multiprocess.mark_process_dead(pid)` when a worker process exits (gunicorn `child_exit`),
-so the live gauges forget it.
-
-Cycle outcomes are counted in Redis, not in memory: cycles finish in RQ workers (other processes, other
-machines, forked work-horses that exit after each job), and every API process reads the same counts.
-
-Nothing here imports FastAPI, so workers can record events cheaply.
-"""
+"""The middleware that times every HTTP request by route template (the counters are in app.core.metrics)."""
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, Metric
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.registry import Collector
-from redis.exceptions import RedisError
-
-from app.core.config import get_settings
-from app.core.logging import get_logger
+from app.core.metrics import HTTP_REQUEST_SECONDS
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-log = get_logger(__name__)
-
-_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 UNMATCHED_ROUTE = "unmatched"
-
-HTTP_REQUEST_SECONDS = Histogram(
-    "mlpipe_http_request_seconds",
-    "Time to answer an HTTP request, by method, route template and status code.",
-    ["method", "route", "status"],
-    buckets=_LATENCY_BUCKETS,
-)
-PREDICTIONS = Counter(
-    "mlpipe_predictions", "Predictions served, by model name and kind.", ["model", "kind"]
-)
-PREDICTION_SECONDS = Histogram(
-    "mlpipe_prediction_seconds",
-    "Time spent computing one prediction (features and model call), by model name.",
-    ["model"],
-    buckets=_LATENCY_BUCKETS,
-)
-MODEL_LOADS = Counter("mlpipe_model_loads", "Models loaded from the store into memory.", ["model"])
-MODEL_RELOADS = Counter(
-    "mlpipe_model_reloads", "Reloads of the in-memory model cache, by what triggered them.", ["reason"]
-)
-MODELS_LOADED = Gauge(
-    "mlpipe_models_loaded", "Models held in memory by the API process.", multiprocess_mode="livemax"
-)
-
-
-def observe_prediction(model: str, kind: str, seconds: float) -> None:
-    """Count one served prediction and its compute time (call once per answered prediction)."""
-    PREDICTIONS.labels(model=model, kind=kind).inc()
-    PREDICTION_SECONDS.labels(model=model).observe(seconds)
-
-
-def record_model_load(model: str) -> None:
-    MODEL_LOADS.labels(model=model).inc()
-
-
-def record_reload(reason: str) -> None:
-    """`reason`: a small fixed vocabulary (e.g. startup, promotion, status_change, manual)."""
-    MODEL_RELOADS.labels(reason=reason).inc()
-
-
-def set_models_loaded(count: int) -> None:
-    MODELS_LOADED.set(count)
-
-
-def _cycles_key() -> str:
-    return f"{get_settings().queue_prefix}:metrics:cycles"
-
-
-def record_cycle(outcome: str) -> None:
-    """Count a finished cycle (e.g. succeeded, partial, failed) in Redis, where every process sees it.
-
-    A metric must never break a cycle, so a Redis failure is logged and dropped.
-    """
-    from app.core.redis import get_redis
-
-    try:
-        get_redis().hincrby(_cycles_key(), outcome, 1)
-    except RedisError as exc:
-        log.warning("cycle_metric_not_recorded", outcome=outcome, error=str(exc))
-
-
-class CycleOutcomes(Collector):
-    """`mlpipe_cycles_total{outcome}`, read from Redis at scrape time."""
-
-    def _family(self) -> CounterMetricFamily:
-        return CounterMetricFamily("mlpipe_cycles", "Cycles finished, by outcome.", labels=["outcome"])
-
-    def describe(self) -> Iterable[Metric]:
-        return [self._family()]
-
-    def collect(self) -> Iterable[Metric]:
-        from app.core.redis import get_redis
-
-        family = self._family()
-        try:
-            counts: dict[bytes, bytes] = get_redis().hgetall(_cycles_key())  # type: ignore[assignment]
-        except RedisError as exc:
-            log.warning("cycle_metric_unreadable", error=str(exc))
-            counts = {}
-        for outcome, value in sorted(counts.items()):
-            family.add_metric([outcome.decode()], float(value))
-        return [family]
-
-
-_cycle_outcomes = CycleOutcomes()
-REGISTRY.register(_cycle_outcomes)
-
-
-def multiprocess_dir() -> str | None:
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")
-
-
-def render_metrics(accept: str | None = None) -> tuple[bytes, str]:
-    """The exposition body and its content type (Prometheus text unless the scraper asks for OpenMetrics)."""
-    registry: CollectorRegistry = REGISTRY
-    if multiprocess_dir():
-        from prometheus_client import multiprocess
-
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        registry.register(_cycle_outcomes)
-    encoder, content_type = choose_encoder(accept or "")
-    return encoder(registry), content_type
 
 
 def _route_template(scope: Scope) -> str:

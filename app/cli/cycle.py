@@ -70,7 +70,7 @@ def cycle(
 ) -> None:
     """Run a model cycle now: ingest, build every definition, rank, drift, retrain (DESIGN 6)."""
     from app.core.errors import MLPipeError
-    from app.services import cycles
+    from app.services import cycle as cycles
 
     try:
         if show:

@@ -59,8 +59,8 @@ def worker(
     """Run an RQ worker on the project's queues; start as many as you like, on any machine."""
     from rq import Worker
 
+    from app.core.queues import KINDS, get_queue
     from app.core.redis import get_redis
-    from workers.queues import KINDS, get_queue
 
     settings = _logging_settings()
     _preload_job_modules()
@@ -88,7 +88,7 @@ def _preload_job_modules() -> None:
 def _recover_lost_cycles() -> None:
     """A restarted worker marks cycles no job can carry on any more (their lock expired) `interrupted`."""
     from app.core.logging import get_logger
-    from app.services.cycles import recover_interrupted
+    from app.services.cycle import recover_interrupted
 
     try:
         recovered = recover_interrupted()

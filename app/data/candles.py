@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from app.core.db import get_engine
+from app.data.frames import OHLCV, candles_frame
 from app.tables.candles import Candle
 
-OHLCV = ["open", "high", "low", "close", "volume"]
-TIMEFRAME_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "4h": 14_400_000}
 _CHUNK = 5_000
-
-
-def timeframe_ms(timeframe: str) -> int:
-    try:
-        return TIMEFRAME_MS[timeframe]
-    except KeyError:
-        raise ValueError(f"unknown timeframe {timeframe!r}; known: {', '.join(TIMEFRAME_MS)}") from None
 
 
 def store_candles(
@@ -83,19 +74,6 @@ def load_candles(
     if limit is not None:
         frame = frame.iloc[::-1]
     return candles_frame(frame)
-
-
-def candles_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Turn rows with an int-ms `ts` column into the canonical UTC-indexed float OHLCV frame."""
-    index = pd.DatetimeIndex(
-        pd.to_datetime(frame["ts"].astype("int64"), unit="ms", utc=True), name="ts"
-    ).as_unit("ms")
-    return pd.DataFrame({c: frame[c].astype("float64").to_numpy() for c in OHLCV}, index=index)
-
-
-def index_ms(index: pd.DatetimeIndex) -> np.ndarray:
-    """Candle times as int64 UTC milliseconds, whatever the index's resolution."""
-    return index.as_unit("ms").asi8
 
 
 def last_candle_ts(symbol: str, timeframe: str = "1m", engine: Engine | None = None) -> int | None:

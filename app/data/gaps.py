@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.data.candles import timeframe_ms
+from app.data.frames import timeframe_ms
 
 
 @dataclass(frozen=True)

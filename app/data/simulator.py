@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from app.data.candles import OHLCV, index_ms
+from app.data.frames import OHLCV, index_ms
 
 BAR_MS = 60_000
 _DAY_MS = 86_400_000

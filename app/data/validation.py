@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from app.core.errors import BadInput
-from app.data.candles import OHLCV, timeframe_ms
+from app.data.frames import OHLCV, timeframe_ms
 
 # In the order they are checked; a row gets the first reason that applies.
 REASONS = (

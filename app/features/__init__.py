@@ -1,6 +1,12 @@
-"""Features: the registry of named features, resampling, and the FeatureManager (DESIGN 3)."""
+"""Features: the registry of named features, resampling, and the FeatureManager (DESIGN 3).
 
-from app.features.manager import DEFAULT_FEATURES, FeatureManager, compute_features, required_warmup
+Importing this package loads no database code: `FeatureManager` (which reads stored candles) is imported
+on first use, so `app.ml` can compute features without SQLAlchemy.
+"""
+
+from typing import Any
+
+from app.features.compute import DEFAULT_FEATURES, compute_features, required_warmup
 from app.features.registry import (
     FEATURES,
     FeatureDef,
@@ -24,3 +30,11 @@ __all__ = [
     "required_warmup",
     "resample",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FeatureManager":
+        from app.features.manager import FeatureManager
+
+        return FeatureManager
+    raise AttributeError(f"module 'app.features' has no attribute {name!r}")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import talib
 
-from app.data.candles import OHLCV
+from app.data.frames import OHLCV
 
 MACD_FAST, MACD_SLOW, MACD_SIGNAL = 12, 26, 9
 DAY_MS = 86_400_000

@@ -23,7 +23,7 @@ import numpy as np
 import talib
 
 from app.core.errors import BadInput
-from app.data.candles import OHLCV, TIMEFRAME_MS
+from app.data.frames import OHLCV, TIMEFRAME_MS
 from app.features.arrays import (
     DAY_MS,
     MACD_SIGNAL,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from app.core.errors import BadInput
-from app.data.candles import OHLCV, TIMEFRAME_MS
+from app.data.frames import OHLCV, timeframe_ms
 
 
 def resample(candles: pd.DataFrame, timeframe: str, source_timeframe: str = "1m") -> pd.DataFrame:
@@ -16,10 +16,7 @@ def resample(candles: pd.DataFrame, timeframe: str, source_timeframe: str = "1m"
     source candle closes, so a resampled bar never mixes in candles from its future; bins with missing
     candles inside are kept (what an exchange would report), bins with none are absent.
     """
-    for tf in (timeframe, source_timeframe):
-        if tf not in TIMEFRAME_MS:
-            raise BadInput(f"unknown timeframe {tf!r}; known: {', '.join(TIMEFRAME_MS)}")
-    step, src = TIMEFRAME_MS[timeframe], TIMEFRAME_MS[source_timeframe]
+    step, src = timeframe_ms(timeframe), timeframe_ms(source_timeframe)
     if step % src:
         raise BadInput(f"cannot build {timeframe} candles from {source_timeframe} candles")
     if step == src or candles.empty:

@@ -1,12 +1,13 @@
 """Pure ML: targets, datasets, the five model kinds, training and leak-free validation.
 
-No FastAPI, SQL session or Redis code here; candles come from `app.data.candles` when asked by symbol.
+No FastAPI, SQL or Redis code here; candles asked for by symbol come through `app.ml.backend`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from app.ml.backend import load_model
 from app.ml.base import BaseModel
 from app.ml.kinds import (
     DirectionPredictor,
@@ -36,14 +37,13 @@ __all__ = [
 ]
 
 _LAZY = {
-    "load_model": ("app.services.models", "load_model"),
     "ModelRanker": ("app.ml.ranking", "ModelRanker"),
     "EnsemblePredictor": ("app.ml.ensembles", "EnsemblePredictor"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    """load_model (STORE's), ModelRanker and EnsemblePredictor are imported on first use."""
+    """ModelRanker and EnsemblePredictor are imported on first use."""
     if name in _LAZY:
         from importlib import import_module
 

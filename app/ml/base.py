@@ -23,7 +23,7 @@ import pandas as pd
 from threadpoolctl import ThreadpoolController
 
 from app.core.errors import BadInput, IntegrityError
-from app.data.candles import OHLCV, TIMEFRAME_MS, index_ms
+from app.data.frames import OHLCV, TIMEFRAME_MS, index_ms, timeframe_ms
 from app.ml.splits import calibration_split, chronological_split
 
 _COMMON = ("features", "horizon", "timeframe", "seed", "train_ratio", "calibration_ratio")
@@ -74,8 +74,7 @@ class BaseModel(ABC):
         train_ratio: float = 0.8,
         calibration_ratio: float = 0.2,
     ) -> None:
-        if timeframe not in TIMEFRAME_MS:
-            raise BadInput(f"unknown timeframe {timeframe!r}; known: {', '.join(TIMEFRAME_MS)}")
+        timeframe_ms(timeframe)
         self.features = list(features) if features is not None else list(self.default_features)
         self.timeframe = timeframe
         self.horizon = int(horizon) if horizon is not None else self.default_horizon(timeframe)
@@ -239,8 +238,9 @@ class BaseModel(ABC):
         days_back: float = 7,
     ) -> BaseModel:
         """Train on the newest stored candles (default: 7 days) of `symbols` (the seed's API)."""
+        from app.data.frames import bars_per_day
         from app.features import required_warmup
-        from app.ml.data import bars_per_day, data_source_of, load_window
+        from app.ml.backend import get_backend
 
         if timeframe is not None and timeframe != self.timeframe:
             type(self)(timeframe=timeframe)  # validates the timeframe and its default horizon
@@ -251,8 +251,10 @@ class BaseModel(ABC):
             self.check_horizon(int(prediction_horizon), self.timeframe)
             self.horizon = int(prediction_horizon)
         bars = int(lookback_bars or days_back * bars_per_day(self.timeframe))
-        candles = load_window(symbols, self.timeframe, bars + required_warmup(self.features, self.timeframe))
-        return self.train_on(candles, data_source=data_source_of(candles))
+        backend = get_backend()
+        warmup = required_warmup(self.features, self.timeframe)
+        candles = backend.load_window(symbols, self.timeframe, bars + warmup)
+        return self.train_on(candles, data_source=backend.data_source_of(candles))
 
     def backtest(self, symbols: Iterable[str], days_back: float = 7, **kwargs: Any) -> dict:
         """Metrics on the newest `days_back` days' holdout not seen in training (see ValidationPipeline)."""
@@ -356,11 +358,11 @@ class BaseModel(ABC):
 
     def _latest(self, symbol: str) -> pd.DataFrame:
         from app.features import required_warmup
-        from app.ml.data import latest_candles
+        from app.ml.backend import get_backend
         from app.ml.dataset import SCALE_WINDOW
 
         bars = max(required_warmup(self.feature_names_, self.timeframe), SCALE_WINDOW) + 2
-        return latest_candles(symbol, self.timeframe, bars)
+        return get_backend().latest_candles(symbol, self.timeframe, bars)
 
     # -- save / load ---------------------------------------------------------------------------------
     def save_artifacts(self, directory: Path) -> dict:

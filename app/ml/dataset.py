@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from app.core.errors import BadInput
-from app.data.candles import OHLCV, index_ms
+from app.data.frames import OHLCV, index_ms
 from app.features import compute_features, is_scale_free, required_warmup
 from app.ml.targets import past_label
 

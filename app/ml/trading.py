@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from app.data.candles import TIMEFRAME_MS
+from app.data.frames import TIMEFRAME_MS
 
 MINUTES_PER_YEAR = 525_600
 

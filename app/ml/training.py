@@ -50,12 +50,14 @@ class TrainingPipeline:
         definition's `data_source`, else the stored candles' source when they came from the store, else
         `unknown` (candles handed in are not looked up: this path needs no database).
         """
-        from app.ml.data import data_source_of
+        from app.ml.backend import get_backend
 
         model = model_from_definition(model_def)
         candles = self._as_candles(model, model_def, training_data)
         from_store = candles is not training_data
-        source = model_def.get("data_source") or (data_source_of(candles) if from_store else "unknown")
+        source = model_def.get("data_source") or (
+            get_backend().data_source_of(candles) if from_store else "unknown"
+        )
         return model.train_on(candles, data_source=source)
 
     @staticmethod
@@ -63,9 +65,9 @@ class TrainingPipeline:
         model: BaseModel, model_def: Mapping[str, Any], training_data: Mapping[str, pd.DataFrame]
     ) -> Mapping[str, pd.DataFrame]:
         """`training_data` itself when it holds candles; else the stored candles behind its feature frames."""
-        from app.data.candles import OHLCV
+        from app.data.frames import OHLCV
         from app.features import required_warmup
-        from app.ml.data import candles_for_features
+        from app.ml.backend import get_backend
 
         feature_frames = {s: f for s, f in training_data.items() if not set(OHLCV) <= set(f.columns)}
         if not feature_frames:
@@ -76,12 +78,11 @@ class TrainingPipeline:
             model.set_params(features=columns)
         warmup = required_warmup(model.features, model.timeframe)
         for symbol, frame in feature_frames.items():
-            frames[symbol] = candles_for_features(symbol, frame, model.timeframe, warmup)
+            frames[symbol] = get_backend().candles_for_features(symbol, frame, model.timeframe, warmup)
         return frames
 
     def save_model(self, name: str, model: BaseModel) -> str:
         """Save through the store (atomic, hashed, recorded); returns the stored model's name."""
-        from app.services.models import save_model
+        from app.ml.backend import get_backend
 
-        record = save_model(model, name=name)
-        return getattr(record, "name", name)
+        return get_backend().save_model(model, name)

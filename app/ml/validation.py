@@ -94,15 +94,16 @@ class ValidationPipeline:
         candles: Mapping[str, pd.DataFrame] | None = None,
     ) -> dict:
         """Metrics on the last (1 - train_ratio) of the newest `days_back` days, minus rows the model saw."""
+        from app.data.frames import bars_per_day
         from app.features import required_warmup
-        from app.ml.data import bars_per_day, load_window
+        from app.ml.backend import get_backend
 
         if candles is None:
             if symbols is None:
                 symbols = model.training_.get("symbols") or []
             bars = int(days_back * bars_per_day(model.timeframe))
             warmup = required_warmup(model.features, model.timeframe)
-            candles = load_window(symbols, model.timeframe, bars + warmup)
+            candles = get_backend().load_window(symbols, model.timeframe, bars + warmup)
         elif symbols is not None:
             candles = {s: candles[s] for s in symbols}
         ds = build_dataset(model, candles)

@@ -150,7 +150,7 @@ def get_ensemble(id_or_name: str | int) -> EnsembleRecord:
 
 def predict(cache: ModelCache, id_or_name: str, body: Any) -> dict[str, Any]:
     """Each member answers on its own features; the blend follows the ensemble's method."""
-    from app.api.metrics import observe_prediction
+    from app.core.metrics import observe_prediction
     from app.services import predictions
 
     start = time.perf_counter()
@@ -191,9 +191,10 @@ def _holdout(
     models: list[Any], symbols: list[str], days_back: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Members' signals, labels and row times on the rows after every member's training (and embargo)."""
+    from app.data.frames import bars_per_day
     from app.features import required_warmup
-    from app.ml.data import bars_per_day, load_window
     from app.ml.dataset import build_dataset
+    from app.services.market_data import load_window
 
     first = models[0]
     bars = int(days_back * bars_per_day(first.timeframe))

@@ -16,7 +16,8 @@ from app.core.config import get_settings
 from app.core.db import get_engine
 from app.core.errors import BadInput
 from app.core.logging import get_logger
-from app.data.candles import index_ms, last_candle_ts, load_candles, store_candles
+from app.data.candles import last_candle_ts, load_candles, store_candles
+from app.data.frames import index_ms
 from app.data.gaps import Gap, find_gaps
 from app.data.simulator import MarketSimulator
 from app.data.sources import SOURCES

@@ -153,7 +153,8 @@ def _score_group(model: Any, kind: str, rows: list[Any], candles: Any) -> None:
 def score_predictions(now_ms: int | None = None) -> dict[str, Any]:
     """Score every prediction whose horizon has passed, then refresh the models' live_performance."""
     from app.core.db import session_scope
-    from app.data.candles import TIMEFRAME_MS, last_candle_ts, load_candles
+    from app.data.candles import last_candle_ts, load_candles
+    from app.data.frames import TIMEFRAME_MS
     from app.features import resample
     from app.services.models import load_model
     from app.tables.predictions import Prediction

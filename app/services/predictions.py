@@ -20,7 +20,8 @@ import pandas as pd
 
 from app.core.config import get_settings
 from app.core.errors import BadInput, NotFound, Unavailable
-from app.data.candles import TIMEFRAME_MS, candles_frame, index_ms, last_candle_ts, load_candles
+from app.data.candles import last_candle_ts, load_candles
+from app.data.frames import TIMEFRAME_MS, candles_frame, index_ms
 from app.store.cache import CachedModel, ModelCache
 
 _FEATURE_CACHE_SIZE = 512
@@ -303,7 +304,7 @@ def predict(cache: ModelCache, model_or_kind: str, body: Any) -> dict[str, Any]:
 
 
 def _finish(entry: CachedModel, inputs: Inputs, body: Any, start: float) -> dict[str, Any]:
-    from app.api.metrics import observe_prediction
+    from app.core.metrics import observe_prediction
 
     result = answer_with(entry, inputs, body.symbol)
     log_served(entry, result, inputs)

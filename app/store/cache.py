@@ -160,7 +160,7 @@ class ModelCache:
 
     # ---- loading ---------------------------------------------------------------------------------------
     def _load(self, record: Any) -> CachedModel:
-        from app.api.metrics import record_model_load
+        from app.core.metrics import record_model_load
         from app.services.models import load_model
 
         model = load_model(record.name)
@@ -186,7 +186,7 @@ class ModelCache:
 
         A model that fails to load (tampered files, missing class) is logged and left out; the others serve.
         """
-        from app.api.metrics import record_reload, set_models_loaded
+        from app.core.metrics import record_reload, set_models_loaded
         from app.services.models import list_models
 
         with self._lock:

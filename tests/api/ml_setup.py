@@ -23,7 +23,7 @@ class Trained:
 
 
 def _indexed(frame: pd.DataFrame) -> pd.DataFrame:
-    from app.data.candles import candles_frame
+    from app.data.frames import candles_frame
 
     return candles_frame(frame)
 

@@ -15,7 +15,7 @@ import pytest
 from fastapi import APIRouter
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.api import metrics
+from app.core import metrics
 from app.main import create_app
 from tests.api.server import serve
 
@@ -147,7 +147,7 @@ def test_cycle_outcomes_recorded_by_another_process_show_on_the_api(http: httpx.
     metrics.record_cycle("succeeded")
     _run(  # a worker process finishing two cycles
         """
-        from app.api.metrics import record_cycle
+        from app.core.metrics import record_cycle
         record_cycle("partial")
         record_cycle("partial")
         """
@@ -161,7 +161,7 @@ def test_cycle_outcomes_recorded_by_another_process_show_on_the_api(http: httpx.
 def test_multiprocess_mode_sums_the_samples_of_every_process(tmp_path: Path) -> None:
     _run(
         """
-        from app.api.metrics import observe_prediction
+        from app.core.metrics import observe_prediction
         observe_prediction("model_mp", "risk", 0.003)
         """,
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
@@ -169,7 +169,7 @@ def test_multiprocess_mode_sums_the_samples_of_every_process(tmp_path: Path) -> 
     text = _run(  # a second process records too, then renders what both recorded
         """
         import sys
-        from app.api.metrics import observe_prediction, record_cycle, render_metrics
+        from app.core.metrics import observe_prediction, record_cycle, render_metrics
         observe_prediction("model_mp", "risk", 0.003)
         record_cycle("failed")
         body, _ = render_metrics()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from app.data.candles import candles_frame
+from app.data.frames import candles_frame
 from app.store.cache import get_cache
 from tests.api.ml_setup import Trained, api_keys, save, store_all_candles
 

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from app.cli import app
 from app.core.config import reset_settings
 from app.core.db import session_scope
-from app.services import cycle_lock
-from app.services.cycles import get_cycle, list_cycles, start_cycle
+from app.services.cycle import get_cycle, list_cycles, start_cycle
+from app.services.cycle import lock as cycle_lock
 from app.tables.models import ModelRecord
 from tests.cycle.helpers import definition, run_workers, seed_candles
 
@@ -36,7 +36,7 @@ def tiny_models(store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     path = store_dir.parent / "models.yaml"
     definitions = [definition("xgboost", NAMES[0]), definition("gradient_boosting", NAMES[1])]
     path.write_text(yaml.safe_dump({"defaults": {"window_days": 1}, "models_to_train": definitions}))
-    monkeypatch.setattr("app.services.cycle_definitions.DEFAULT_FILE", path)
+    monkeypatch.setattr("app.services.cycle.definitions.DEFAULT_FILE", path)
     yield path
     reset_settings()
 

@@ -6,10 +6,10 @@ from typing import Any
 
 from rq import SimpleWorker
 
+from app.core.queues import KINDS, get_queue
 from app.core.redis import get_redis
 from app.data.candles import store_candles
 from app.data.simulator import MarketSimulator, SimulatorParams
-from workers.queues import KINDS, get_queue
 
 SYMBOLS = ["BTC-USDT", "ETH-USDT", "XRP-USDT"]
 DAY_BARS = 1440

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from rq import Worker
 
+from app.core.queues import KINDS, get_queue
 from app.core.redis import get_redis
-from workers.queues import KINDS, get_queue
 
 
 class ShortHeartbeatWorker(Worker):

@@ -18,8 +18,8 @@ from app.core.db import session_scope
 from app.data.candles import count_candles, last_candle_ts, store_candles
 from app.data.simulator import MarketSimulator
 from app.data.sources.exchange import ExchangeSource
-from app.services import cycle_lock
-from app.services.cycles import get_cycle, start_cycle
+from app.services.cycle import get_cycle, start_cycle
+from app.services.cycle import lock as cycle_lock
 from app.tables.models import ModelRecord
 from tests.cycle.helpers import definition, run_workers, seed_candles
 

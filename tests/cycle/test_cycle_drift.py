@@ -7,7 +7,7 @@ from sqlmodel import select
 
 from app.core.db import session_scope
 from app.data.simulator import SimulatorParams
-from app.services.cycles import get_cycle, start_cycle
+from app.services.cycle import get_cycle, start_cycle
 from app.tables.models import ModelEvent, ModelRecord
 from tests.cycle.helpers import definition, extend_candles, run_workers, seed_candles
 

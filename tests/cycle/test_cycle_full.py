@@ -8,8 +8,8 @@ from pathlib import Path
 from sqlmodel import select
 
 from app.core.db import session_scope
-from app.services import cycle_lock
-from app.services.cycles import get_cycle, start_cycle
+from app.services.cycle import get_cycle, start_cycle
+from app.services.cycle import lock as cycle_lock
 from app.store.artifacts import sha256_file
 from app.tables.models import ModelEvent, ModelRecord
 from tests.cycle.helpers import definition, one_per_kind, run_workers, seed_candles

@@ -14,7 +14,7 @@ import pytest
 from rq.job import Job
 
 from app.core.redis import get_redis
-from app.services.cycles import get_cycle, start_cycle
+from app.services.cycle import get_cycle, start_cycle
 from tests.cycle.helpers import definition, run_workers, seed_candles
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ import pytest
 from sqlmodel import select
 
 from app.core.db import session_scope
-from app.services import cycle_lock
-from app.services.cycles import CycleRunning, get_cycle, recover_interrupted, start_cycle
+from app.services.cycle import CycleRunning, get_cycle, recover_interrupted, start_cycle
+from app.services.cycle import lock as cycle_lock
 from app.tables.models import ModelEvent, ModelRecord
 from tests.api.server import serve
 from tests.cycle.helpers import definition, one_per_kind, run_workers, seed_candles
@@ -98,7 +98,7 @@ def test_editing_the_models_file_mid_cycle_changes_only_the_next_cycle(tmp_path,
 
 
 def test_a_retrain_whose_job_was_lost_fails_and_the_cycle_ends_partial() -> None:
-    from app.services.cycles import finish_cycle
+    from app.services.cycle import finish_cycle
     from app.tables.cycles import Cycle
 
     with session_scope() as session:

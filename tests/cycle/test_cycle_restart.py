@@ -20,13 +20,13 @@ from rq import SimpleWorker
 from sqlmodel import select
 
 from app.core.db import session_scope
+from app.core.queues import KINDS, get_queue
 from app.core.redis import get_redis
-from app.services import cycle_lock
-from app.services.cycles import get_cycle, recover_interrupted, start_cycle
+from app.services.cycle import get_cycle, recover_interrupted, start_cycle
+from app.services.cycle import lock as cycle_lock
 from app.store.artifacts import sha256_file
 from app.tables.models import ModelRecord
 from tests.cycle.helpers import definition, seed_candles
-from workers.queues import KINDS, get_queue
 
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = ["BTC-USDT", "ETH-USDT"]
@@ -36,7 +36,7 @@ TERMINAL = ("succeeded", "partial", "interrupted")
 KILLABLE_WORKER = (
     "from app.core.redis import get_redis\n"
     "from tests.cycle.short_heartbeat_worker import ShortHeartbeatWorker\n"
-    "from workers.queues import KINDS, get_queue\n"
+    "from app.core.queues import KINDS, get_queue\n"
     "ShortHeartbeatWorker([get_queue(k) for k in KINDS], connection=get_redis(), job_monitoring_interval=1)"
     ".work(logging_level='WARNING')\n"
 )

@@ -8,7 +8,8 @@ from app.cli import app as cli
 from app.core.config import reset_settings
 from app.core.db import get_engine
 from app.core.errors import BadInput
-from app.data.candles import count_candles, index_ms, last_candle_ts, load_candles
+from app.data.candles import count_candles, last_candle_ts, load_candles
+from app.data.frames import index_ms
 from app.data.gaps import Gap
 from app.services.ingest import ingest, ingest_tick
 from app.tables.candles import Candle

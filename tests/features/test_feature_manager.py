@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from app.core.errors import BadInput, NotFound
-from app.data.candles import index_ms, store_candles
+from app.data.candles import store_candles
+from app.data.frames import index_ms
 from app.features import DEFAULT_FEATURES, FeatureManager, compute_features, is_scale_free, resample
 
 SYMBOL = "BTC-USDT"

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from app.core.errors import BadInput
-from app.data.candles import index_ms
+from app.data.frames import index_ms
 from app.ml.dataset import build_dataset
 from app.ml.ensembles import EnsemblePredictor
 from app.ml.kinds import DirectionPredictor
 from app.ml.splits import chronological_split
-from app.services.cycle_drift import seen_until_ms
+from app.services.cycle.drift import seen_until_ms
 from tests.ml.synthetic import SMALL, make_candles, market
 
 BAR = 60_000

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from app.core.errors import BadInput
-from app.data.candles import index_ms, store_candles
+from app.data.candles import store_candles
+from app.data.frames import index_ms
 from app.ml import DirectionPredictor, PricePredictor, TrainingPipeline, ValidationPipeline
 from tests.ml.synthetic import make_candles
 

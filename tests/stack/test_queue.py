@@ -13,9 +13,9 @@ from rq.cron import CronScheduler
 from rq.job import JobStatus
 
 from app.core.errors import BadInput
+from app.core.queues import all_queue_names, get_queue, queue_name
 from app.core.redis import get_redis
 from workers.jobs import ingest_tick_job, ping_job
-from workers.queues import all_queue_names, get_queue, queue_name
 
 MLPIPE = Path(sys.executable).with_name("mlpipe")
 

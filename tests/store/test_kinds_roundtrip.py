@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from app.core.errors import IntegrityError
-from app.data.candles import candles_frame
+from app.data.frames import candles_frame
 from app.data.simulator import MarketSimulator
 from app.ml.dataset import build_dataset
 from app.ml.training import TrainingPipeline

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api.deps import OperatorAuth, PredictAuth
 from app.api.docs import errors
 from app.api.schemas import CYCLE_ID_PATTERN, Symbol
-from app.services import cycles
+from app.services import cycle as cycles
 
 router = APIRouter(prefix="/cycles", tags=["cycles"])
 

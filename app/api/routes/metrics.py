@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 
-from app.api.metrics import render_metrics
+from app.core.metrics import render_metrics
 
 router = APIRouter(tags=["health"])
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from app.core.errors import BadInput
-from app.data.candles import OHLCV
+from app.data.frames import OHLCV
 
 BINANCE_COLUMNS = [
     "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",

@@ -12,7 +12,7 @@ import pandas as pd
 
 from app.core.errors import BadInput, Unavailable
 from app.core.logging import get_logger
-from app.data.candles import OHLCV
+from app.data.frames import OHLCV
 
 BAR_MS = 60_000
 # ccxt's transient family: NetworkError (RateLimitExceeded, ExchangeNotAvailable, RequestTimeout, ...)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from app.core.errors import BadInput
-from app.data.candles import TIMEFRAME_MS
+from app.data.frames import TIMEFRAME_MS
 from app.ml import targets
 from app.ml.calibration import ecdf, quantiles
 from app.ml.families import RegressorModel

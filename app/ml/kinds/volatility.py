@@ -10,7 +10,7 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from app.core.errors import BadInput
-from app.data.candles import TIMEFRAME_MS
+from app.data.frames import TIMEFRAME_MS
 from app.ml import targets
 from app.ml.artifacts import load_skops, save_skops
 from app.ml.calibration import binned_lookup, binned_rates

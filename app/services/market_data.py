@@ -1,31 +1,29 @@
-"""Candles for training and serving, read from the store (1m stored; higher timeframes resampled)."""
+"""Stored candles for models asked by symbol (1m stored; higher timeframes resampled).
+
+This is the store-backed `app.ml.backend.Backend`: the seed-style calls of `app.ml` (`train(symbols=...)`,
+`predict(symbol=...)`, `backtest(...)`, `TrainingPipeline.save_model`, `load_model`) reach the database and
+the artifact store only through it, so `app.ml` itself imports no database code.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import pandas as pd
 
 from app.core.errors import BadInput, NotFound
-from app.data.candles import TIMEFRAME_MS, index_ms, load_candles, stored_sources
+from app.data.candles import load_candles, stored_sources
+from app.data.frames import TIMEFRAME_MS, bars_per_day, index_ms, timeframe_ms
 from app.features import resample
+from app.ml.backend import set_backend
 
-MINUTES_PER_DAY = 1_440
-
-
-def bars_per_day(timeframe: str) -> int:
-    return max(1, MINUTES_PER_DAY * 60_000 // _timeframe_ms(timeframe))
-
-
-def _timeframe_ms(timeframe: str) -> int:
-    if timeframe not in TIMEFRAME_MS:
-        raise BadInput(f"unknown timeframe {timeframe!r}; known: {', '.join(TIMEFRAME_MS)}")
-    return TIMEFRAME_MS[timeframe]
+__all__ = ["bars_per_day", "candles_for_features", "data_source_of", "latest_candles", "load_window"]
 
 
 def latest_candles(symbol: str, timeframe: str, bars: int) -> pd.DataFrame:
     """The newest `bars` complete candles of `timeframe` for one symbol."""
-    step = _timeframe_ms(timeframe) // TIMEFRAME_MS["1m"]
+    step = timeframe_ms(timeframe) // TIMEFRAME_MS["1m"]
     candles = load_candles(symbol, "1m", limit=(bars + 1) * step)
     if candles.empty:
         raise NotFound(f"no 1m candles stored for {symbol!r}; run `mlpipe ingest --symbols {symbol}` first")
@@ -50,7 +48,7 @@ def candles_for_features(symbol: str, features: pd.DataFrame, timeframe: str, wa
     """
     if not isinstance(features.index, pd.DatetimeIndex) or features.empty:
         raise BadInput(f"data for {symbol!r} must be candles or a non-empty frame indexed by candle time")
-    bar_ms = _timeframe_ms(timeframe)
+    bar_ms = timeframe_ms(timeframe)
     first = int(features.index.min().timestamp() * 1000) - warmup * bar_ms
     last = int(features.index.max().timestamp() * 1000) + bar_ms - TIMEFRAME_MS["1m"]
     candles = load_candles(symbol, "1m", start_ts=first, end_ts=last)
@@ -70,3 +68,27 @@ def data_source_of(candles_by_symbol: dict[str, pd.DataFrame]) -> str:
             stamps = index_ms(candles.index)
             found |= stored_sources(symbol, int(stamps[0]), int(stamps[-1]))
     return "+".join(sorted(found)) or "unknown"
+
+
+class StoredBackend:
+    """`app.ml.backend.Backend` over the candle table and the model store."""
+
+    latest_candles = staticmethod(latest_candles)
+    load_window = staticmethod(load_window)
+    candles_for_features = staticmethod(candles_for_features)
+    data_source_of = staticmethod(data_source_of)
+
+    @staticmethod
+    def save_model(model: Any, name: str) -> str:
+        from app.services.models import save_model
+
+        return save_model(model, name=name).name
+
+    @staticmethod
+    def load_model(name: str) -> Any:
+        from app.services.models import load_model
+
+        return load_model(name)
+
+
+set_backend(StoredBackend())

@@ -20,11 +20,12 @@ from typing import Any
 import pandas as pd
 
 from app.core.logging import get_logger
-from app.ml.drift import accuracy_drift, feature_drift, retrain_verdict
-from app.services import cycle_data, cycle_ml
-from app.services.cycles import error_entry, update
-from app.services.models import get_model, list_models, load_model, record_event, save_model, set_status
-from app.tables.cycles import Cycle
+from app.ml.drift import accuracy_drift, feature_drift
+from app.services.cycle import data as cycle_data
+from app.services.cycle import training as cycle_ml
+from app.services.cycle.flow import enqueue_retrains, set_stage
+from app.services.cycle.rows import error_entry, read, update
+from app.services.models import list_models, load_model, record_event
 
 log = get_logger(__name__)
 
@@ -51,8 +52,6 @@ def seen_until_ms(training: dict[str, Any], bar_ms: int) -> int | None:
 
 def evaluate_drift(cycle_id: str) -> list[str]:
     """Score every active model on its unseen newest hours; record the numbers; return the flagged names."""
-    from app.services.cycle_flow import set_stage
-
     set_stage(cycle_id, "drift")
     cycle = update(cycle_id, lambda c: None)
     symbols = cycle.results.get("symbols") or []
@@ -143,112 +142,11 @@ def _feature_drift(model: Any, record: Any, symbols: list[str], start: int, anch
     return feature_drift(train, live, window_bars=bars_per_day * max(1, len(symbols)))
 
 
-def retrain(cycle_id: str, name: str) -> dict[str, Any]:
-    """Train version n+1 of a flagged model; promote it only if better on the same fresh holdout."""
-    label = f"retrain:{name}"
-    cycle = update(cycle_id, lambda c: _progress(c, label, {"stage": "retrain", "state": "running"}))
-    record = get_model(name)
-    if record.status != "active":
-        update(
-            cycle_id, lambda c: _progress(c, label, {"state": "skipped", "reason": f"now {record.status}"})
-        )
-        return {"model": name, "skipped": record.status}
-    old = load_model(name)
-    window = cycle.results["window"]
-    symbols = cycle.results.get("symbols") or []
-    definition = {
-        "type": record.kind,
-        "name": record.family,
-        "config": dict(record.hyperparams),
-        "features": list(record.features),
-        "horizon": old.horizon,
-        "timeframe": old.timeframe,
-    }
-    warm = cycle_ml.warmup_bars(old)
-    data = cycle_data.load_range(symbols, window["start_ms"], window["end_ms"], old.timeframe, warm)
-    new = cycle_ml.train(definition, data)
-    new.training_["window_end_ms"] = window["end_ms"]
-    new.training_["cycle_id"] = cycle_id
-    holdout_start = _ms(new.training_.get("holdout_start")) or window["start_ms"]
-    seen = seen_until_ms(record.training, old.bar_ms)
-    fresh = max(holdout_start, (seen or 0) + old.bar_ms)
-    old_scores = cycle_ml.evaluate(old, data, fresh)
-    new_scores = cycle_ml.evaluate(new, data, fresh) if old_scores is not None else None
-    if old_scores is None or new_scores is None:  # too few unseen rows: the new holdout, minus old training
-        old_trained_until = _ms(record.training.get("train_end_ms")) or 0
-        fresh = max(holdout_start, old_trained_until + (old.horizon + 1) * old.bar_ms)
-        old_scores = cycle_ml.evaluate(old, data, fresh)
-        new_scores = cycle_ml.evaluate(new, data, fresh)
-    verdict = retrain_verdict(old_scores or {}, new_scores or {}, is_classifier=old.is_classifier)
-    saved = save_model(new, name=record.family, status="candidate", cycle_id=cycle_id)
-    numbers = {
-        **verdict.as_dict(),
-        "holdout_from_ms": fresh,
-        "holdout_rows": (new_scores or {}).get("rows"),
-        "old_model": name,
-        "new_model": saved.name,
-    }
-    if verdict.promote:
-        set_status(
-            saved.name, "active", f"retrained {name}: {verdict.reason}", numbers=numbers, cycle_id=cycle_id
-        )
-        set_status(
-            name,
-            "superseded",
-            f"replaced by {saved.name}: {verdict.reason}",
-            numbers=numbers,
-            cycle_id=cycle_id,
-        )
-        outcome = "promoted"
-    else:
-        record_event(
-            saved.name, "rejected", f"kept {name}: {verdict.reason}", numbers=numbers, cycle_id=cycle_id
-        )
-        record_event(
-            name,
-            "rejected",
-            f"retrained {saved.name} rejected: {verdict.reason}",
-            numbers=numbers,
-            cycle_id=cycle_id,
-        )
-        set_status(saved.name, "archived", f"rejected retrain of {name}", numbers=numbers, cycle_id=cycle_id)
-        outcome = "rejected"
-    result = {
-        "model": name,
-        "new_model": saved.name,
-        "outcome": outcome,
-        **verdict.as_dict(),
-        "holdout_from_ms": fresh,
-    }
-
-    def done(c: Cycle) -> None:
-        _progress(c, label, {"state": "succeeded", "outcome": outcome, "new_model": saved.name})
-        retrains = dict(c.results.get("retrains") or {})
-        retrains[name] = result
-        c.results["retrains"] = retrains
-
-    update(cycle_id, done)
-    log.info("cycle retrain decided", cycle_id=cycle_id, model=name, outcome=outcome, reason=verdict.reason)
-    return result
 
 
-def _progress(cycle: Cycle, label: str, fields: dict[str, Any]) -> None:
-    entry = dict(cycle.progress.get(label) or {})
-    entry.update(fields)
-    cycle.progress[label] = entry
-
-
-def retrain_or_record(cycle_id: str, name: str) -> dict[str, Any]:
-    """`retrain`, turning an exception into a recorded error: the old model stays, the cycle goes on."""
-    try:
-        return retrain(cycle_id, name)
-    except Exception as exc:  # noqa: BLE001 - a broken retrain keeps the old model, as a worse one would
-        message = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
-        log.warning("cycle retrain failed", cycle_id=cycle_id, model=name, error=message)
-
-        def failed(c: Cycle) -> None:
-            _progress(c, f"retrain:{name}", {"state": "failed", "error": message})
-            c.errors.append(error_entry("retrain", message, model=name))
-
-        update(cycle_id, failed)
-        return {"model": name, "error": message}
+def drift_stage(cycle_id: str) -> list[str]:
+    """The drift job's body: evaluate, then queue a retrain per flagged model and the finish job."""
+    flagged = evaluate_drift(cycle_id)
+    set_stage(cycle_id, "retrain" if flagged else "finish")
+    enqueue_retrains(cycle_id, flagged, read(cycle_id).options.get("build_timeout"))
+    return flagged

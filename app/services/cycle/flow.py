@@ -22,8 +22,10 @@ from rq import Retry
 from rq.job import Dependency, Job
 
 from app.core.logging import get_logger
-from app.services import cycle_lock
-from app.services.cycles import is_live, update
+from app.core.queues import get_queue
+from app.services.cycle import lock as cycle_lock
+from app.services.cycle.recovery import is_live
+from app.services.cycle.rows import update
 from app.tables.cycles import Cycle
 
 log = get_logger(__name__)
@@ -36,8 +38,6 @@ RESULT_TTL = 7 * 86400
 
 
 def _queue(kind: str) -> Any:
-    from workers.queues import get_queue
-
     return get_queue(kind)
 
 

@@ -10,7 +10,7 @@ import yaml
 from app.core.config import get_settings
 from app.core.errors import BadInput
 
-DEFAULT_FILE = Path(__file__).resolve().parents[2] / "config" / "models.yaml"
+DEFAULT_FILE = Path(__file__).resolve().parents[3] / "config" / "models.yaml"
 DEFAULT_WINDOW_DAYS = 7.0
 REQUIRED = ("type", "name")
 

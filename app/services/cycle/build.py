@@ -8,71 +8,18 @@ from typing import Any
 
 from sqlmodel import select
 
-from app.core.config import get_settings
 from app.core.db import session_scope
 from app.core.logging import get_logger
-from app.services import cycle_data, cycle_ml
-from app.services.cycle_definitions import load_definitions, window_days
-from app.services.cycles import error_entry, fail_cycle, now, update
+from app.services.cycle import data as cycle_data
+from app.services.cycle import training as cycle_ml
+from app.services.cycle.definitions import load_definitions
+from app.services.cycle.rows import error_entry, update
+from app.services.cycle.start import cycle_symbols
 from app.services.models import record_event, save_model, split_name
 from app.tables.cycles import Cycle
 from app.tables.models import ModelEvent, ModelRecord
 
 log = get_logger(__name__)
-
-
-def cycle_symbols(options: dict[str, Any]) -> list[str]:
-    return list(options.get("symbols") or get_settings().symbols)
-
-
-def start(cycle_id: str) -> list[str]:
-    """Mark the cycle running, catch up candles, fix the window, enqueue the builds; return their names."""
-    from app.services.cycle_flow import enqueue_builds, set_stage
-
-    cycle = update(cycle_id, _mark_running)
-    options = cycle.options
-    symbols = cycle_symbols(options)
-    set_stage(cycle_id, "ingest")
-    try:
-        report = cycle_data.catch_up(symbols) if options.get("ingest", True) else {"skipped": True}
-        anchor = cycle_data.anchor_ts(symbols)
-        definitions = load_definitions(options)
-    except Exception as exc:  # noqa: BLE001 - any reason is the cycle's reason to fail
-        fail_cycle(cycle_id, "ingest", f"{type(exc).__name__}: {getattr(exc, 'message', exc)}")
-        return []
-    days = window_days(options)
-    window = {
-        "start_ms": int(anchor - days * cycle_data.DAY_MS) + 60_000,
-        "end_ms": int(anchor),
-        "days": days,
-    }
-
-    def planned(cycle: Cycle) -> None:
-        cycle.results["ingest"] = report
-        cycle.results["window"] = window
-        cycle.results["symbols"] = symbols
-        if report.get("warning"):
-            cycle.errors.append(error_entry("ingest", report["warning"], level="warning"))
-        for definition in definitions:
-            cycle.progress[definition["name"]] = {
-                "type": definition["type"],
-                "stage": "build",
-                "state": "queued",
-                "attempts": 0,
-            }
-
-    update(cycle_id, planned)
-    set_stage(cycle_id, "build")
-    names = [d["name"] for d in definitions]
-    enqueue_builds(cycle_id, names, options.get("build_timeout"))
-    return names
-
-
-def _mark_running(cycle: Cycle) -> None:
-    if cycle.status == "queued":
-        cycle.status = "running"
-        cycle.started_ts = now()
-        cycle.timings["started_at"] = time.time()
 
 
 def _already_built(cycle_id: str, family: str) -> ModelRecord | None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from app.data.candles import index_ms
+from app.data.frames import index_ms
 from app.features import required_warmup
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ MIN_EVAL_ROWS = 30
 def train(definition: dict[str, Any], training_data: dict[str, pd.DataFrame]) -> BaseModel:
     """Train one definition on the window and fill its holdout metrics (ML's TrainingPipeline)."""
     from app.ml import TrainingPipeline
-    from app.ml.data import data_source_of
+    from app.services.market_data import data_source_of
 
     source = data_source_of(training_data)  # the window was read from the store
     return TrainingPipeline().train_model({**definition, "data_source": source}, training_data)

@@ -8,9 +8,10 @@ from typing import Any
 import pandas as pd
 
 from app.core.config import get_settings
-from app.core.errors import BadInput, Unavailable
+from app.core.errors import Unavailable
 from app.core.logging import get_logger
-from app.data.candles import TIMEFRAME_MS, last_candle_ts, load_candles
+from app.data.candles import last_candle_ts, load_candles
+from app.data.frames import timeframe_ms
 
 log = get_logger(__name__)
 
@@ -73,9 +74,7 @@ def load_range(
     symbols: list[str], start_ms: int, end_ms: int, timeframe: str = "1m", warmup_bars: int = 0
 ) -> dict[str, pd.DataFrame]:
     """Candles of every symbol in [start_ms - warm-up, end_ms], resampled when the timeframe is not 1m."""
-    if timeframe not in TIMEFRAME_MS:
-        raise BadInput(f"unknown timeframe {timeframe!r}; known: {', '.join(TIMEFRAME_MS)}")
-    bar = TIMEFRAME_MS[timeframe]
+    bar = timeframe_ms(timeframe)
     out = {}
     for symbol in symbols:
         frame = load_candles(symbol, "1m", start_ts=start_ms - warmup_bars * bar, end_ts=end_ms)

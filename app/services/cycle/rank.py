@@ -9,7 +9,8 @@ from sqlmodel import select
 from app.core.db import session_scope
 from app.core.logging import get_logger
 from app.ml.ranking import RANKED_STATUSES, ModelRanker, RankEntry, score_from_performance
-from app.services.cycles import close_lost_jobs, update
+from app.services.cycle.flow import set_stage
+from app.services.cycle.rows import close_lost_jobs, update
 from app.services.models import set_status
 from app.tables.models import ModelRecord
 
@@ -18,8 +19,6 @@ log = get_logger(__name__)
 
 def rank(cycle_id: str) -> dict[str, Any]:
     """Promote the top models (champions first), archive the dropped and the surplus; record each decision."""
-    from app.services.cycle_flow import set_stage
-
     update(cycle_id, lambda cycle: close_lost_jobs(cycle, stage="build"))
     set_stage(cycle_id, "rank")
     with session_scope() as session:
