@@ -62,7 +62,9 @@ def render_list(views: list[dict[str, Any]]) -> Table:
 
 @app.command()
 def cycle(
-    wait: bool = typer.Option(False, "--wait", help="follow it until it ends (needs a worker)"),
+    wait: bool = typer.Option(
+        False, "--wait", help="follow it until it ends (needs a worker); follows the running cycle if one is"
+    ),
     window_days: float = typer.Option(None, "--window-days", help="rolling training window (default 7)"),
     show: str = typer.Option(None, "--show", help="print one cycle by id instead of starting one"),
     list_: bool = typer.Option(False, "--list", help="print the newest cycles instead of starting one"),
@@ -80,23 +82,36 @@ def cycle(
             console.print(render_list([cycles.cycle_view(c) for c in cycles.list_cycles()]))
             return
         options = {"window_days": window_days} if window_days else {}
-        started = cycles.start_cycle("cli", options)
+        try:
+            started = cycles.start_cycle("cli", options)
+            console.print(
+                f"cycle [cyan]{started.id}[/cyan] queued; see it with `mlpipe cycle --show {started.id}`"
+            )
+        except cycles.CycleRunning as exc:
+            if not wait:
+                raise
+            started = cycles.get_cycle(exc.running_id)  # --wait follows the cycle that is running
+            console.print(f"cycle [cyan]{started.id}[/cyan] is already running; following it")
     except cycles.CycleRunning as exc:
         console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(code=2) from None
     except MLPipeError as exc:
         console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(code=1) from None
-    console.print(f"cycle [cyan]{started.id}[/cyan] queued; see it with `mlpipe cycle --show {started.id}`")
     if not wait:
         return
-    deadline = time.monotonic() + timeout
-    with Live(render(cycles.cycle_view(started)), console=console, refresh_per_second=2) as live:
-        while True:
-            view = cycles.cycle_view(cycles.get_cycle(started.id))
-            live.update(render(view))
-            if view["status"] in _DONE or time.monotonic() > deadline:
-                break
-            time.sleep(1.0)
+    view = _follow(cycles, started, timeout)
     if view["status"] not in ("succeeded", "partial"):
         raise typer.Exit(code=1)
+
+
+def _follow(cycles: Any, started: Any, timeout: float) -> dict[str, Any]:
+    """Redraw the cycle every second until it ends (or `timeout` passes); return its last view."""
+    deadline = time.monotonic() + timeout
+    view = cycles.cycle_view(started)
+    with Live(render(view), console=console, refresh_per_second=2) as live:
+        while view["status"] not in _DONE and time.monotonic() <= deadline:
+            time.sleep(1.0)
+            view = cycles.cycle_view(cycles.get_cycle(started.id))
+            live.update(render(view))
+    return view

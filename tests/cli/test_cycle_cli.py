@@ -110,3 +110,34 @@ def test_cycle_while_another_runs_prints_the_running_id_and_exits_non_zero() -> 
     assert running.id in result.stdout and "still running" in result.stdout
     assert [c.id for c in list_cycles()] == [running.id], "no second cycle may be created"
     assert cycle_lock.holder() == running.id
+
+
+def test_cycle_wait_while_another_runs_follows_the_running_cycle_to_its_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import app.cli.cycle as cli_cycle
+
+    running = start_cycle("operator", {"window_days": 1})  # queued and holding the lock
+    following = threading.Event()
+    follow = cli_cycle._follow
+
+    def noted_follow(*args: object) -> dict:
+        following.set()
+        return follow(*args)
+
+    monkeypatch.setattr(cli_cycle, "_follow", noted_follow)
+    outcome: dict[str, Result] = {}
+    cli = threading.Thread(target=lambda: outcome.setdefault("result", _run("cycle", "--wait")))
+    cli.start()
+    try:
+        assert following.wait(30), "`mlpipe cycle --wait` never started following"
+        assert get_cycle(running.id).status == "queued", "the worker must start only once the CLI follows"
+        run_workers()
+    finally:
+        cli.join(timeout=60)
+    assert not cli.is_alive(), "`mlpipe cycle --wait` did not notice the end of the running cycle"
+    result = outcome["result"]
+    assert result.exit_code == 0, result.output
+    assert f"cycle {running.id} is already running; following it" in result.stdout
+    assert "status succeeded" in result.stdout and "stage done" in result.stdout
+    assert [c.id for c in list_cycles()] == [running.id], "following must not start a second cycle"
