@@ -13,11 +13,13 @@ def test_equity_curve_is_compact_and_ends_at_the_total_returns() -> None:
     rng = np.random.default_rng(3)
     bars = 1500
     ts = 1_700_000_000_000 + 60_000 * np.arange(bars)
-    meta = pd.DataFrame({
-        "symbol": np.repeat(["BTC-USDT", "ETH-USDT"], bars),
-        "ts_ms": np.tile(ts, 2),
-        "close": np.concatenate([100 * np.exp(np.cumsum(rng.normal(0, 1e-3, bars))) for _ in range(2)]),
-    })
+    meta = pd.DataFrame(
+        {
+            "symbol": np.repeat(["BTC-USDT", "ETH-USDT"], bars),
+            "ts_ms": np.tile(ts, 2),
+            "close": np.concatenate([100 * np.exp(np.cumsum(rng.normal(0, 1e-3, bars))) for _ in range(2)]),
+        }
+    )
     positions = np.where(rng.random(2 * bars) > 0.5, 1.0, -1.0)
 
     result = backtest_direction(positions, meta, "1m")
