@@ -6,8 +6,9 @@ never saw, with feature PSI).
     with dashboard_stack(tmp_dir) as stack:   # stack.url, stack.keys["operator"], stack.worker ...
 
 The worker is a subprocess (`mlpipe worker`) on the same database, Redis and model store as the test
-process; the cycles of the history run on a burst worker in this process so their timing is predictable,
-and the worker process serves what the browser starts (a forced cycle).
+process; it shares the history's cycles with a burst worker in this process (which starts at once), and
+runs whatever the browser starts (a forced cycle). Predictions are
+logged, drained and scored by the same service calls the cron jobs make.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from tests.cycle.helpers import SYMBOLS, extend_candles, one_per_kind, run_worke
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("direction", "risk", "price", "momentum", "volatility")
+FINISHED = ("succeeded", "partial", "failed", "interrupted")
 
 
 @dataclass
@@ -54,9 +56,18 @@ def _models_file(directory: Path) -> Path:
     return path
 
 
-def _cycle() -> str:
+def _cycle(worker: subprocess.Popen, log: Path) -> str:
+    """A cycle as the scheduler would start it, run to its end by a burst worker in this process and the
+    worker process together (whichever takes each job)."""
     cycle = start_cycle("operator", {})
     run_workers()
+
+    def finished() -> bool:
+        if worker.poll() is not None:
+            raise AssertionError(f"the worker process ended; its log:\n{log.read_text()[-3000:]}")
+        return get_cycle(cycle.id).status in FINISHED
+
+    wait_for(finished, 120, f"cycle {cycle.id} to finish")
     done = get_cycle(cycle.id)
     assert done.status == "succeeded", done.errors
     return cycle.id
@@ -78,8 +89,14 @@ def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
     mlpipe = Path(sys.executable).parent / "mlpipe"
     command = [str(mlpipe)] if mlpipe.exists() else [sys.executable, "-c", "from app.cli import main; main()"]
     with log.open("ab") as out:
-        return subprocess.Popen([*command, "worker"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [*command, "worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _stop(worker: subprocess.Popen) -> None:
@@ -96,27 +113,27 @@ def _stop(worker: subprocess.Popen) -> None:
 def dashboard_stack(directory: Path, log_level: str = "INFO") -> Iterator[Stack]:
     """The service, two cycles of history, predictions served and scored, and a worker for what comes."""
     saved = {k: os.environ.get(k) for k in ("MARKET_DATA_SOURCE", "CYCLE_MODELS_FILE", "LOG_LEVEL")}
-    os.environ.update(MARKET_DATA_SOURCE="csv", CYCLE_MODELS_FILE=str(_models_file(directory)),
-                      LOG_LEVEL=log_level)
+    os.environ.update(
+        MARKET_DATA_SOURCE="csv", CYCLE_MODELS_FILE=str(_models_file(directory)), LOG_LEVEL=log_level
+    )
     reset_settings()
     reset_cache()
     made = {role: keys.create_key(role, name=f"dashboard-test-{role}") for role in ("predict", "operator")}
-    worker: subprocess.Popen | None = None
+    log = directory / "worker.log"
+    worker: subprocess.Popen | None = _start_worker({**os.environ}, log)
     try:
         with serve() as url:
             history = seed_candles(days=2)
-            first = _cycle()
+            first = _cycle(worker, log)
             get_cache().reload("test")
             _predict(url, made["predict"], rounds=4)
             extend_candles(history, 0.25)  # six more hours: the predictions' outcomes, unseen hours for drift
             drain_predictions()
             score_predictions()
-            second = _cycle()
+            second = _cycle(worker, log)
             get_cache().reload("test")
             _predict(url, made["predict"], rounds=2)
             drain_predictions()
-            log = directory / "worker.log"
-            worker = _start_worker({**os.environ}, log)
             yield Stack(url=url, keys=made, cycles=[first, second], worker=worker, log=log)
     finally:
         if worker is not None:
