@@ -182,7 +182,7 @@
       ], {
         xaxis: { title: { text: d.is_classifier ? "stated confidence" : "stated probability within the band" }, range: [lo - 0.02, 1.02] },
         yaxis: { title: { text: "observed frequency" }, range: [Math.min(lo, ...bins.map((b) => b.observed)) - 0.05, 1.02] },
-        annotations: [{ xref: "paper", yref: "paper", x: 0, y: 1, xanchor: "left", showarrow: false,
+        annotations: [{ xref: "paper", yref: "paper", x: 1, y: 0, xanchor: "right", yanchor: "bottom", showarrow: false,
           text: `mean gap ${fmt(table.weighted_gap, 3)} over ${table.rows} rows`, font: { size: 11, color: "#5d6878" } }],
       });
     }
@@ -287,13 +287,15 @@
     if (!bars.length) { empty("timeline-plot", c.live ? "Waiting for a worker to start the cycle…" : "No timings recorded."); return; }
     const node = document.getElementById("timeline-plot");
     if (node.dataset.empty) { node.replaceChildren(); delete node.dataset.empty; node.setAttribute("role", "img"); }
+    const longest = Math.max(...bars.map((b) => b.label.length));
     plot(node, [{
       type: "bar", orientation: "h", y: bars.map((b) => b.label), base: bars.map((b) => b.start),
       x: bars.map((b) => Math.max(b.end - b.start, 0.02)), marker: { color: bars.map((b) => b.color) },
       text: bars.map((b) => `${fmt(b.end - b.start, 2)} s`), textposition: "outside", cliponaxis: false,
       hovertemplate: "%{y}<br>from %{base:.2f} s for %{text}<extra></extra>",
     }], {
-      yaxis: { autorange: "reversed", type: "category" },
+      margin: { l: Math.min(narrow() ? 170 : 300, 8 + 6.6 * longest), r: 12, t: 8, b: 8 },
+      yaxis: { autorange: "reversed", type: "category", automargin: false },
       xaxis: { title: { text: "seconds from the start" }, range: [0, Math.max(t.now, ...bars.map((b) => b.end)) * 1.12] },
       shapes: c.live ? [{ type: "line", yref: "paper", y0: 0, y1: 1, x0: t.now, x1: t.now, line: { color: C.warn, dash: "dot" } }] : [],
     });
@@ -322,14 +324,23 @@
     else if (window.__cycleStates.length > 1) toast(`Cycle ${short(id)} ended: ${detail.status}`, detail.status !== "succeeded");
   }
 
+  /** At most `most` category ticks, labelled by start time (MM-DD HH:MM). */
+  function ticksEvery(h, most) {
+    const step = Math.max(1, Math.ceil(h.length / most));
+    const picked = h.filter((_, i) => i % step === 0);
+    return { tickvals: picked.map((c) => short(c.id)),
+      ticktext: picked.map((c) => (c.created_ts || "").slice(5, 16).replace("T", " ")) };
+  }
+
   function cycles(d) {
-    const h = d.history;
+    const h = [...d.history].reverse();  // oldest on the left; one evenly spaced bar per cycle
     if (h.length) plot("history-plot", [{
-      type: "bar", x: h.map((c) => c.created_ts), y: h.map((c) => c.seconds), customdata: h.map((c) => c.id),
+      type: "bar", x: h.map((c) => short(c.id)), y: h.map((c) => c.seconds), customdata: h.map((c) => c.id),
       marker: { color: h.map((c) => STATUS_COLOR[c.status] || C.grey) },
       hovertext: h.map((c) => `${short(c.id)} ${c.status}; ${c.built} built, ${c.failed} failed`),
       hovertemplate: "%{hovertext}<br>%{y:.1f} s<extra></extra>",
-    }], { yaxis: { title: { text: "seconds" }, rangemode: "tozero" } })?.then((node) => {
+    }], { yaxis: { title: { text: "seconds" }, rangemode: "tozero" },
+      xaxis: { type: "category", tickangle: -30, ...ticksEvery(h, narrow() ? 5 : 12) } })?.then((node) => {
       node.on("plotly_click", (ev) => location.assign(`/dashboard/cycles?id=${ev.points[0].customdata}`));
     });
     if (d.selected) {
@@ -413,9 +424,9 @@
     { barmode: "group", showlegend: true, yaxis: { title: { text: "ms" }, rangemode: "tozero" }, xaxis: { tickangle: -20 } });
     const acc = Object.entries(d.accuracy);
     if (!acc.length) empty("live-accuracy-plot", "No served prediction has been scored yet (its outcome is known once its horizon has passed).");
-    else plot("live-accuracy-plot", acc.map(([name, points], i) => ({
+    else plot("live-accuracy-plot", acc.map(([name, points]) => ({
       type: "scatter", mode: "lines+markers", name, x: points.map((p) => iso(p.ts)), y: points.map((p) => p.accuracy),
-      text: points.map((p) => `n=${p.n}`), line: { color: C.series[i % C.series.length] },
+      text: points.map((p) => `n=${p.n}`), line: { color: KIND_COLOR[name] || C.grey }, marker: { size: 6 },
       hovertemplate: `${name}: %{y:.1%} (%{text})<extra></extra>` })),
     { showlegend: true, shapes: [hline(0.5)], yaxis: { tickformat: ".0%", title: { text: "live accuracy" }, range: [-0.05, 1.05] },
       xaxis: { type: "date", range: span } });

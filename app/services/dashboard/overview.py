@@ -36,7 +36,8 @@ def champion_row(record: Any) -> dict[str, Any]:
 
 def newest_events(limit: int = NEWEST_EVENTS) -> list[dict[str, Any]]:
     with session_scope() as session:
-        rows = session.exec(select(ModelEvent).order_by(ModelEvent.id.desc()).limit(limit)).all()
+        stmt = select(ModelEvent).order_by(ModelEvent.created_ts.desc(), ModelEvent.id.desc()).limit(limit)
+        rows = session.exec(stmt).all()
         return [common.event_view(e) for e in rows]
 
 

@@ -1,5 +1,5 @@
-"""The Serving page: predictions served per model and over time, latency percentiles, live accuracy over
-time.
+"""The Serving page: predictions served per model (the busiest TOP_MODELS) and per kind over time, latency
+percentiles, live accuracy per kind over time (whichever model served it).
 
 Volumes and live accuracy come from the `predictions` table (one grouped scan over the chosen range);
 latency percentiles from the Prometheus histograms this API process exports on /metrics (since it started;
@@ -30,12 +30,15 @@ RANGES = {
     "30d": (30 * 24 * HOUR_MS, 12 * HOUR_MS),
 }
 DEFAULT_RANGE = "7d"
+TOP_MODELS = 15
 QUANTILES = (0.5, 0.9, 0.99)
 _SERVING_ROUTES = ("/predict/{model}", "/ensemble/{ensemble_id}/predict")
 
 
 def _grouped(since_ms: int, bucket_ms: int) -> list[Any]:
+    """(model, kind, bucket, served, scored, judged, right): one grouped scan of the range."""
     bucket = (Prediction.served_ts - Prediction.served_ts % bucket_ms).label("bucket")
+    scored = func.sum(case((Prediction.scored.is_(True), 1), else_=0))  # type: ignore[attr-defined]
     right = func.sum(case((Prediction.correct.is_(True), 1), else_=0))  # type: ignore[union-attr]
     stmt = (
         select(
@@ -43,6 +46,7 @@ def _grouped(since_ms: int, bucket_ms: int) -> list[Any]:
             Prediction.kind,
             bucket,
             func.count(),
+            scored,
             func.count(Prediction.correct),
             right,
         )
@@ -53,30 +57,27 @@ def _grouped(since_ms: int, bucket_ms: int) -> list[Any]:
         return list(session.exec(stmt).all())
 
 
+_COUNTS = ("served", "scored", "judged", "right")
+
+
 def volumes(range_name: str = DEFAULT_RANGE, now_ms: int | None = None) -> dict[str, Any]:
+    """Per model and per kind over time: served, scored (outcome known), judged (right or wrong: direction,
+    momentum and price; risk and volatility record an outcome without one) and right."""
     if range_name not in RANGES:
         raise BadInput(f"unknown range {range_name!r}; one of {', '.join(RANGES)}")
     span, bucket_ms = RANGES[range_name]
     now_ms = now_ms or int(time.time() * 1000)
-    rows = _grouped(now_ms - span, bucket_ms)
     per_model: dict[str, dict[str, Any]] = {}
-    per_kind: dict[str, dict[int, int]] = defaultdict(dict)
-    accuracy: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for name, kind, ts, served, scored, right in rows:
-        entry = per_model.setdefault(
-            name, {"model": name, "kind": kind, "served": 0, "scored": 0, "right": 0}
-        )
-        entry["served"] += int(served)
-        entry["scored"] += int(scored)
-        entry["right"] += int(right or 0)
-        per_kind[kind][int(ts)] = per_kind[kind].get(int(ts), 0) + int(served)
-        if scored:
-            accuracy[name].append(
-                {"ts": int(ts), "accuracy": int(right or 0) / int(scored), "n": int(scored)}
-            )
-    models = sorted(per_model.values(), key=lambda m: -m["served"])
+    per_kind: dict[str, dict[int, dict[str, int]]] = defaultdict(dict)
+    for name, kind, ts, *counts in _grouped(now_ms - span, bucket_ms):
+        entry = per_model.setdefault(name, {"model": name, "kind": kind, **dict.fromkeys(_COUNTS, 0)})
+        point = per_kind[kind].setdefault(int(ts), dict.fromkeys(_COUNTS, 0))
+        for key, value in zip(_COUNTS, counts, strict=True):
+            entry[key] += int(value or 0)
+            point[key] += int(value or 0)
+    models = sorted(per_model.values(), key=lambda m: (-m["served"], m["model"]))
     for m in models:
-        m["live_accuracy"] = m["right"] / m["scored"] if m["scored"] else None
+        m["live_accuracy"] = m["right"] / m["judged"] if m["judged"] else None
     return {
         "range": range_name,
         "ranges": list(RANGES),
@@ -84,10 +85,23 @@ def volumes(range_name: str = DEFAULT_RANGE, now_ms: int | None = None) -> dict[
         "since_ms": now_ms - span,
         "span_ms": span,
         "total": sum(m["served"] for m in models),
-        "models": models,
-        "volume": {kind: sorted(points.items()) for kind, points in sorted(per_kind.items())},
+        "models": models[:TOP_MODELS],
+        "other_models": {
+            "count": max(0, len(models) - TOP_MODELS),
+            "served": sum(m["served"] for m in models[TOP_MODELS:]),
+        },
+        "volume": {
+            kind: [[ts, p["served"]] for ts, p in sorted(points.items())]
+            for kind, points in sorted(per_kind.items())
+        },
         "accuracy": {
-            name: sorted(points, key=lambda p: p["ts"]) for name, points in sorted(accuracy.items())
+            kind: [
+                {"ts": ts, "accuracy": p["right"] / p["judged"], "n": p["judged"]}
+                for ts, p in sorted(points.items())
+                if p["judged"]
+            ]
+            for kind, points in sorted(per_kind.items())
+            if any(p["judged"] for p in points.values())
         },
     }
 
