@@ -348,13 +348,13 @@ def _shift_epochs(value: Any, seconds: float) -> None:
 
 def _server_times(model_name: str) -> dict[str, float]:
     from app.services.dashboard.cycles import cycles_page
-    from app.services.dashboard.models import leaderboard, model_page
+    from app.services.dashboard.models import model_page, models_page
     from app.services.dashboard.overview import overview
     from app.services.dashboard.serving import serving_page
 
     calls = {
         "overview": overview,
-        "models": leaderboard,
+        "models": models_page,
         "model": lambda: model_page(model_name),
         "cycles": lambda: cycles_page(None),
         "serving": lambda: serving_page("7d"),

@@ -24,7 +24,7 @@ from app.dashboard import TEMPLATES, asset
 from app.services import cycle as cycles
 from app.services.dashboard import actions, sessions
 from app.services.dashboard.cycles import cycle_detail, cycles_page
-from app.services.dashboard.models import leaderboard, model_page
+from app.services.dashboard.models import model_page, models_page
 from app.services.dashboard.overview import overview
 from app.services.dashboard.replays import replays_page
 from app.services.dashboard.serving import DEFAULT_RANGE, RANGES, serving_page
@@ -133,8 +133,8 @@ async def overview_page(request: Request) -> Response:
 
 
 @router.get("/models")
-async def models_page(request: Request) -> Response:
-    return await _page(request, "models", "models.html", lambda: {"models": leaderboard()})
+async def models_list_page(request: Request) -> Response:
+    return await _page(request, "models", "models.html", models_page)
 
 
 @router.get("/models/{name}")

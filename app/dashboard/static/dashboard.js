@@ -155,9 +155,8 @@
 
   // ---------------------------------------------------------------- Models
   function models(d) {
-    const rows = d.models.filter((m) => ["active", "candidate"].includes(m.status) && m.skill !== null);
+    const rows = d.current.filter((m) => m.skill !== null && m.skill !== undefined);
     if (!rows.length) { empty("leaderboard-plot", "No active or candidate model with a recorded skill."); return; }
-    rows.sort((a, b) => a.kind.localeCompare(b.kind) || b.skill - a.skill);
     plot("leaderboard-plot", [skillDots(rows, (r) => r.name)], {
       shapes: [hline(0)], yaxis: { title: { text: "skill (0 = baseline)" } }, xaxis: { tickangle: -30 },
     });
@@ -385,11 +384,14 @@
       const grid = el("div", { class: "grid" });
       root.append(el("section", {}, el("h2", {}, `Replay ${r.id} `, el("span", { class: "badge" }, r.status)),
         el("p", { class: "small" }, `${r.cycles} cycles replayed, ${when(r.window && r.window.start)} → ${when(r.window && r.window.end)}`), grid));
-      Object.entries(r.kinds || {}).forEach(([kind, k], j) => {
-        const id = `replay-${i}-${j}`;
+      const kinds = Object.entries(r.kinds || {});
+      kinds.forEach(([kind, k], j) => {  // every figure in the grid first, so each plot gets its final width
         grid.append(el("figure", { class: "plot" }, el("figcaption", {}, el("strong", {}, `${kind}: cumulative out-of-sample skill`),
           k.final ? el("span", {}, `final ${fmt(k.final.skill, 4)}${k.final.interval ? ` [${fmt(k.final.interval[0], 4)}, ${fmt(k.final.interval[1], 4)}]` : " (no interval)"}`) : null),
-        el("div", { class: "plot-area", id, role: "img", "aria-label": `${kind} replay` })));
+        el("div", { class: "plot-area", id: `replay-${i}-${j}`, role: "img", "aria-label": `${kind} replay` })));
+      });
+      kinds.forEach(([, k], j) => {
+        const id = `replay-${i}-${j}`;
         const line = (name, y, color, dash, width = 2) => ({ type: "scatter", mode: "lines", name, x: k.ts, y, line: { color, dash, width } });
         plot(id, [
           ...Object.entries(k.baselines || {}).map(([n, y]) => line(`baseline: ${n}`, y, C.grey, "dash", 1.5)),

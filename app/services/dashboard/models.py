@@ -20,7 +20,20 @@ _REGRESSOR_METRICS = ("rmse", "mae", "r2", "qlike")
 _DRIFT_EVENTS = ("flagged", "validated")
 
 
-def leaderboard(status: str | None = None, limit: int = LEADERBOARD) -> list[dict[str, Any]]:
+IN_PLAY = ("active", "candidate")
+
+
+def models_page() -> dict[str, Any]:
+    """The models in play (active and candidates, by kind and score), then the newest of the others."""
+    current = leaderboard(statuses=IN_PLAY, limit=None)
+    current.sort(key=lambda m: (m["kind"], -(m["score"] if m["score"] is not None else float("-inf"))))
+    others = leaderboard(statuses=("archived", "superseded", "failed"))
+    return {"current": current, "history": others}
+
+
+def leaderboard(
+    statuses: tuple[str, ...] | None = None, limit: int | None = LEADERBOARD
+) -> list[dict[str, Any]]:
     columns = (
         ModelRecord.name,
         ModelRecord.kind,
@@ -33,8 +46,8 @@ def leaderboard(status: str | None = None, limit: int = LEADERBOARD) -> list[dic
         ModelRecord.live_performance,
     )
     stmt = select(*columns).order_by(ModelRecord.created_ts.desc(), ModelRecord.id.desc()).limit(limit)
-    if status is not None:
-        stmt = stmt.where(ModelRecord.status == status)
+    if statuses is not None:
+        stmt = stmt.where(ModelRecord.status.in_(statuses))  # type: ignore[attr-defined]
     champions = set(get_cache().snapshot.champions.values())
     with session_scope() as session:
         rows = session.exec(stmt).all()

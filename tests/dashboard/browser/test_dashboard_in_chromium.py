@@ -264,3 +264,87 @@ def test_a_cycle_forced_from_the_page_is_followed_live_until_it_ends(
     assert page.evaluate(PLOTS_DRAWN)["timeline-plot"] > 0
     page.screenshot(path=str(artifacts / "cycle-finished-desktop.png"), full_page=True)
     v.clean()
+
+
+def _study() -> dict[str, Any]:
+    """A study in the shape app.services.dashboard.tuning documents (the tuning service fills it later)."""
+    values = [0.004, -0.01, None, 0.012, 0.009, 0.015, None, 0.011]
+    states = ["complete", "complete", "pruned", "complete", "complete", "complete", "fail", "complete"]
+    return {
+        "id": "st_0001",
+        "definition": "direction_predictor",
+        "kind": "direction",
+        "status": "finished",
+        "trigger": "api",
+        "started_ts": "2026-11-30T10:00:00+00:00",
+        "finished_ts": "2026-11-30T10:20:00+00:00",
+        "budget": {"trials": 8, "seconds": 1800},
+        "objective": "walk-forward skill (train part only)",
+        "trials": [
+            {
+                "number": n,
+                "state": s,
+                "value": v,
+                "started_ts": "2026-11-30T10:00:00+00:00",
+                "finished_ts": None,
+                "params": {"max_depth": 3 + n % 4},
+            }
+            for n, (s, v) in enumerate(zip(states, values, strict=True))
+        ],
+        "adopted": {
+            "decision": "adopted",
+            "model": "direction_predictor_014",
+            "reason": "better at 5%",
+            "old_skill": 0.004,
+            "new_skill": 0.015,
+            "p_value": 0.03,
+        },
+    }
+
+
+def _replay() -> dict[str, Any]:
+    """A replay report in the shape app.services.dashboard.replays documents."""
+    ts = [f"2026-11-{day:02d}T00:00:00+00:00" for day in range(1, 11)]
+    ramp = [round(0.001 * i, 4) for i in range(10)]
+    return {
+        "id": "rp_0001",
+        "status": "finished",
+        "created_ts": ts[0],
+        "finished_ts": ts[-1],
+        "window": {"start": ts[0], "end": ts[-1]},
+        "cycles": 10,
+        "kinds": {
+            kind: {
+                "ts": ts,
+                "model": ramp,
+                "baselines": {"last_move": [0.0] * 10},
+                "policies": {"keep_incumbent": [x / 2 for x in ramp], "switch_on_test": ramp},
+                "final": {"skill": ramp[-1], "interval": [-0.002, 0.02]},
+            }
+            for kind in ("direction", "risk")
+        },
+    }
+
+
+def test_tuning_and_replays_draw_the_documented_shapes(visit: Any, stack: Stack, artifacts: Path) -> None:
+    from app.services.dashboard.tuning import study_view
+
+    v = visit(role="predict")
+    v.open("/dashboard/tuning")
+    v.page.evaluate(
+        "(d) => { mlpipeDashboard.renderStudies(d); return Promise.all(mlpipeDashboard.pending); }",
+        {"studies": [study_view(_study())]},
+    )
+    drawn = v.page.evaluate(PLOTS_DRAWN)
+    assert drawn == {"study-plot-0": 6 + 8}, drawn  # the finished trials' values and the best-so-far line
+    assert "Adopted:" in v.page.inner_text("#studies")
+    v.page.screenshot(path=str(artifacts / "tuning-shape-desktop.png"), full_page=True)
+    v.open("/dashboard/replays")
+    v.page.evaluate(
+        "(d) => { mlpipeDashboard.renderReplays(d); return Promise.all(mlpipeDashboard.pending); }",
+        {"replays": [_replay()]},
+    )
+    drawn = v.page.evaluate(PLOTS_DRAWN)
+    assert set(drawn) == {"replay-0-0", "replay-0-1"} and all(n == 40 for n in drawn.values()), drawn
+    v.page.screenshot(path=str(artifacts / "replays-shape-desktop.png"), full_page=True)
+    v.clean()
