@@ -414,7 +414,8 @@
         marker: { color: m.map((r) => KIND_COLOR[r.kind] || C.grey) }, hovertemplate: "%{y}: %{x} served<extra></extra>" }],
       { xaxis: { title: { text: "predictions" } } });
       plot("volume-plot", Object.entries(d.volume).map(([kind, points]) => ({
-        type: "bar", name: kind, x: points.map((p) => iso(p[0])), y: points.map((p) => p[1]), marker: { color: KIND_COLOR[kind] || C.grey },
+        type: "bar", name: kind, x: points.map((p) => iso(p[0] + d.bucket_ms / 2)), y: points.map((p) => p[1]),
+        width: d.bucket_ms * 0.9, marker: { color: KIND_COLOR[kind] || C.grey },
         hovertemplate: `${kind}: %{y}<extra></extra>` })), { barmode: "stack", showlegend: true, yaxis: { title: { text: "predictions" } },
         xaxis: { type: "date", range: span } });
     }
@@ -423,7 +424,7 @@
     else plot("latency-plot", [["p50_ms", C.series[2]], ["p90_ms", C.series[5]], ["p99_ms", C.bad]].map(([key, color]) => ({
       type: "bar", name: key.replace("_ms", ""), x: lat.map((r) => r.model), y: lat.map((r) => r[key]), marker: { color },
       hovertemplate: `%{x} ${key.replace("_ms", "")}: %{y:.2f} ms<extra></extra>` })),
-    { barmode: "group", showlegend: true, yaxis: { title: { text: "ms" }, rangemode: "tozero" }, xaxis: { tickangle: -20 } });
+    { barmode: "group", showlegend: true, yaxis: { title: { text: "ms" }, rangemode: "tozero" }, xaxis: { tickangle: narrow() ? -50 : -20 } });
     const acc = Object.entries(d.accuracy);
     if (!acc.length) empty("live-accuracy-plot", "No served prediction has been scored yet (its outcome is known once its horizon has passed).");
     else plot("live-accuracy-plot", acc.map(([name, points]) => ({
