@@ -17,6 +17,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Body, Form, Path, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.schemas import CYCLE_ID_PATTERN, MODEL_REF_PATTERN
 from app.core.errors import MLPipeError
@@ -87,7 +89,14 @@ async def _page(request: Request, page: str, template: str, load: Callable[[], d
         data = await run_in_threadpool(load)
     except MLPipeError as exc:
         return _render(request, "error.html", {**context, "message": exc.message}, exc.status_code)
+    except (SQLAlchemyError, RedisError) as exc:
+        return _render(request, "error.html", {**context, "message": _down(exc)}, 503)
     return _render(request, template, {**context, "data": data})
+
+
+def _down(exc: Exception) -> str:
+    store = "the database" if isinstance(exc, SQLAlchemyError) else "Redis"
+    return f"{store} is unreachable ({type(exc).__name__}); the page will work again once it answers"
 
 
 @router.get("/login")
@@ -189,6 +198,8 @@ async def _call(request: Request, work: Callable[[], Any], *, operator: bool) ->
         return _json({"detail": exc.message, "id": exc.running_id}, 409)
     except MLPipeError as exc:
         return _json({"detail": exc.message}, exc.status_code)
+    except (SQLAlchemyError, RedisError) as exc:
+        return _json({"detail": _down(exc)}, 503)
 
 
 @router.get("/api/cycles/{cycle_id}")
