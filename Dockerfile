@@ -1,5 +1,11 @@
 # One image for every process of the service; docker-compose.yml picks the command per container:
 #   mlpipe api | mlpipe worker | mlpipe scheduler | mlpipe migrate
+# The dashboard's chart library from npm (pinned in app/dashboard/package-lock.json); only its one file is kept.
+FROM node:20-slim AS dashboard-assets
+WORKDIR /build
+COPY app/dashboard/package.json app/dashboard/package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -23,6 +29,8 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 # The project itself. /app stays the working directory: `mlpipe migrate` finds alembic.ini and
 # migrations/ here, and the cycle's model definitions live in the tree too.
 COPY . .
+COPY --from=dashboard-assets /build/node_modules/plotly.js-basic-dist-min/plotly-basic.min.js \
+     app/dashboard/static/vendor/plotly-basic.min.js
 RUN pip install --no-deps . \
     && useradd --create-home --uid 1000 mlpipe \
     && mkdir -p /data/model_store \

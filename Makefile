@@ -15,14 +15,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The dashboard's chart library (npm's plotly.js-basic-dist-min, pinned in app/dashboard/package-lock.json).
+# Without npm the dashboard serves the full plotly.min.js of the plotly Python package instead.
+PLOTLY_BASIC := app/dashboard/static/vendor/plotly-basic.min.js
+$(PLOTLY_BASIC): app/dashboard/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix app/dashboard --ignore-scripts --no-audit --no-fund --silent \
+		&& mkdir -p $(@D) && cp app/dashboard/node_modules/plotly.js-basic-dist-min/plotly-basic.min.js $@; \
+	else \
+		echo "npm not found: the dashboard serves plotly's full bundle from PyPI (a slower first page)"; \
+	fi
+
+install: $(STAMP) $(PLOTLY_BASIC)
 
 ## run: migrate the database and start API + worker + scheduler on one machine
-run: $(STAMP)
+run: install
 	$(BIN)/mlpipe up --host $(HOST) --port $(PORT)
 
 ## test: lint, then the whole suite (Postgres/Redis on loopback when they answer, embedded otherwise)
-test: $(STAMP)
+test: install
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -33,4 +44,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/train.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache app/dashboard/node_modules app/dashboard/static/vendor

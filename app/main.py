@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from app.api.errors import install_error_handlers
 from app.api.metrics import MetricsMiddleware
 from app.api.routes import cycles as cycle_routes
+from app.api.routes import dashboard as dashboard_routes
 from app.api.routes import ensembles as ensemble_routes
 from app.api.routes import features as feature_routes
 from app.api.routes import health
@@ -76,6 +77,7 @@ def create_app() -> FastAPI:
     app.include_router(feature_routes.router)
     app.include_router(ensemble_routes.router)
     app.include_router(cycle_routes.router)
+    app.include_router(dashboard_routes.router)
     app.add_middleware(MetricsMiddleware)
     return app
 

@@ -123,10 +123,8 @@ def _create_schema(url: str) -> None:
     SQLModel.metadata.create_all(get_engine(url))  # no-op once the migrations cover every table
 
 
-@pytest.fixture(autouse=True)
-def _clean_services(database_url: str, redis_url: str) -> Iterator[None]:
-    """Every test starts and ends with empty tables and an empty Redis db."""
-    yield
+def clean_services(database_url: str, redis_url: str) -> None:
+    """Empty every table and the Redis db."""
     from redis import Redis
 
     from app.core.db import get_engine
@@ -135,6 +133,13 @@ def _clean_services(database_url: str, redis_url: str) -> Iterator[None]:
         for table in reversed(SQLModel.metadata.sorted_tables):
             conn.execute(table.delete())
     Redis.from_url(redis_url).flushdb()
+
+
+@pytest.fixture(autouse=True)
+def _clean_services(database_url: str, redis_url: str) -> Iterator[None]:
+    """Every test starts and ends with empty tables and an empty Redis db."""
+    yield
+    clean_services(database_url, redis_url)
 
 
 @pytest.fixture()

@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterable
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
@@ -53,6 +53,11 @@ MODEL_RELOADS = Counter(
 MODELS_LOADED = Gauge(
     "mlpipe_models_loaded", "Models held in memory by the API process.", multiprocess_mode="livemax"
 )
+PREDICTION_LOG_DROPPED = Counter(
+    "mlpipe_prediction_log_dropped",
+    "Served predictions the prediction log could not keep (Redis unreachable), so they are never scored.",
+)
+CYCLE_SECONDS_BUCKETS = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
 
 
 def observe_prediction(model: str, kind: str, seconds: float) -> None:
@@ -74,44 +79,77 @@ def set_models_loaded(count: int) -> None:
     MODELS_LOADED.set(count)
 
 
+def record_prediction_log_dropped(count: int) -> None:
+    PREDICTION_LOG_DROPPED.inc(count)
+
+
 def _cycles_key() -> str:
     return f"{get_settings().queue_prefix}:metrics:cycles"
 
 
-def record_cycle(outcome: str) -> None:
-    """Count a finished cycle (e.g. succeeded, partial, failed) in Redis, where every process sees it.
+def _cycle_seconds_key() -> str:
+    return f"{get_settings().queue_prefix}:metrics:cycle_seconds"
+
+
+def record_cycle(outcome: str, seconds: float | None = None) -> None:
+    """Count a finished cycle (e.g. succeeded, partial, failed) and its duration in Redis, where every
+    process sees them: the histogram's buckets are hash fields `<outcome>|<le>`, plus `|sum` and `|count`.
 
     A metric must never break a cycle, so a Redis failure is logged and dropped.
     """
     from app.core.redis import get_redis
 
     try:
-        get_redis().hincrby(_cycles_key(), outcome, 1)
+        pipe = get_redis().pipeline()
+        pipe.hincrby(_cycles_key(), outcome, 1)
+        if seconds is not None:
+            key = _cycle_seconds_key()
+            for le in (*CYCLE_SECONDS_BUCKETS, "+Inf"):
+                if le == "+Inf" or seconds <= le:
+                    pipe.hincrby(key, f"{outcome}|{le}", 1)
+            pipe.hincrbyfloat(key, f"{outcome}|sum", float(seconds))
+        pipe.execute()
     except RedisError as exc:
         log.warning("cycle_metric_not_recorded", outcome=outcome, error=str(exc))
 
 
 class CycleOutcomes(Collector):
-    """`mlpipe_cycles_total{outcome}`, read from Redis at scrape time."""
+    """`mlpipe_cycles_total{outcome}` and `mlpipe_cycle_seconds{outcome}`, read from Redis at scrape time."""
 
-    def _family(self) -> CounterMetricFamily:
-        return CounterMetricFamily("mlpipe_cycles", "Cycles finished, by outcome.", labels=["outcome"])
+    def _families(self) -> tuple[CounterMetricFamily, HistogramMetricFamily]:
+        return (
+            CounterMetricFamily("mlpipe_cycles", "Cycles finished, by outcome.", labels=["outcome"]),
+            HistogramMetricFamily(
+                "mlpipe_cycle_seconds", "Wall time of finished cycles, by outcome.", labels=["outcome"]
+            ),
+        )
 
     def describe(self) -> Iterable[Metric]:
-        return [self._family()]
+        return list(self._families())
 
     def collect(self) -> Iterable[Metric]:
         from app.core.redis import get_redis
 
-        family = self._family()
+        outcomes, durations = self._families()
         try:
-            counts: dict[bytes, bytes] = get_redis().hgetall(_cycles_key())  # type: ignore[assignment]
+            pipe = get_redis().pipeline()
+            pipe.hgetall(_cycles_key())
+            pipe.hgetall(_cycle_seconds_key())
+            counts, seconds = pipe.execute()
         except RedisError as exc:
             log.warning("cycle_metric_unreadable", error=str(exc))
-            counts = {}
+            counts, seconds = {}, {}
         for outcome, value in sorted(counts.items()):
-            family.add_metric([outcome.decode()], float(value))
-        return [family]
+            outcomes.add_metric([outcome.decode()], float(value))
+        by_outcome: dict[str, dict[str, float]] = {}
+        for field, value in seconds.items():
+            outcome, _, le = field.decode().rpartition("|")
+            by_outcome.setdefault(outcome, {})[le] = float(value)
+        for outcome, fields in sorted(by_outcome.items()):
+            buckets = [(str(le), fields.get(str(le), 0.0)) for le in CYCLE_SECONDS_BUCKETS]
+            buckets.append(("+Inf", fields.get("+Inf", 0.0)))
+            durations.add_metric([outcome], buckets, fields.get("sum", 0.0))
+        return [outcomes, durations]
 
 
 _cycle_outcomes = CycleOutcomes()

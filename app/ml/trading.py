@@ -13,6 +13,7 @@ import pandas as pd
 from app.data.frames import TIMEFRAME_MS
 
 MINUTES_PER_YEAR = 525_600
+EQUITY_POINTS = 200
 
 
 def _stats(returns: pd.Series, periods_per_year: float) -> dict:
@@ -25,6 +26,15 @@ def _stats(returns: pd.Series, periods_per_year: float) -> dict:
         "sharpe": float(r.mean() / sd * np.sqrt(periods_per_year)) if sd > 0 else 0.0,
         "max_drawdown": float(-drawdown.min()),
     }
+
+
+def _equity(strategy: pd.Series, hold: pd.Series) -> dict:
+    """Both equity curves (1.0 at the start) at <= EQUITY_POINTS + 1 evenly spaced bars, for plots."""
+    curves = pd.DataFrame({"strategy": (1.0 + strategy).cumprod(), "buy_and_hold": (1.0 + hold).cumprod()})
+    picked = curves.iloc[sorted({*range(0, len(curves), max(1, -(-len(curves) // EQUITY_POINTS))),
+                                 len(curves) - 1})]
+    return {"ts_ms": [int(t) for t in picked.index],
+            **{name: [round(float(v), 6) for v in picked[name]] for name in curves}}
 
 
 def backtest_direction(
@@ -65,4 +75,5 @@ def backtest_direction(
         "fee_bps": fee_bps,
         "slippage_bps": slippage_bps,
         "buy_and_hold": _stats(bh, periods),
+        "equity": _equity(strat, bh),
     }

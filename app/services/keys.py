@@ -105,7 +105,19 @@ def verify(key: str | None) -> Role | None:
     """
     if not key:
         return None
-    digest = hash_key(key)
+    return _lookup(hash_key(key))
+
+
+def verify_digest(digest: str) -> Role | None:
+    """`verify` for a key known only by its SHA-256 (a dashboard session keeps the hash, never the key),
+    answered from the cache while it is fresh."""
+    hit = _cache.get(digest)
+    if hit is not None and hit[1] > time.monotonic():
+        return hit[0]
+    return _lookup(digest)
+
+
+def _lookup(digest: str) -> Role | None:
     role = _env_role(digest) or _db_role(digest)
     with _cache_lock:
         if role is None:

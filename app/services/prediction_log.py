@@ -29,6 +29,7 @@ from sqlmodel import select
 from app.core.background import BackgroundLoop
 from app.core.config import get_settings
 from app.core.logging import get_logger
+from app.core.metrics import record_prediction_log_dropped
 
 log = get_logger(__name__)
 
@@ -75,6 +76,7 @@ class PredictionLog:
             get_redis().rpush(log_key(), *[json.dumps(e) for e in batch])
         except RedisError as exc:
             log.warning("predictions_not_logged", count=len(batch), error=str(exc))
+            record_prediction_log_dropped(len(batch))
             return 0
         return len(batch)
 

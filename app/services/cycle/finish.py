@@ -24,7 +24,7 @@ def fail_cycle(cycle_id: str, stage: str, message: str) -> Cycle:
 
     cycle = update(cycle_id, change)
     cycle_lock.release(cycle_id)
-    _record_metric("failed")
+    _record_metric("failed", cycle.timings.get("total"))
     log.error("cycle failed", cycle_id=cycle_id, stage=stage, reason=message)
     return cycle
 
@@ -47,14 +47,14 @@ def finish_cycle(cycle_id: str) -> Cycle:
 
     cycle = update(cycle_id, change)
     cycle_lock.release(cycle_id)
-    _record_metric(cycle.status)
+    _record_metric(cycle.status, cycle.timings.get("total"))
     log.info("cycle finished", cycle_id=cycle_id, status=cycle.status)
     return cycle
 
 
-def _record_metric(outcome: str) -> None:
+def _record_metric(outcome: str, seconds: float | None) -> None:
     try:
-        record_cycle(outcome)
+        record_cycle(outcome, seconds)
     except Exception:  # noqa: BLE001 - a metrics hiccup never changes a cycle's outcome
         log.warning("could not record the cycle metric", outcome=outcome)
 
