@@ -14,10 +14,11 @@ searches work on it. Two ways to ask a fitted model meet in `predict`:
   `{"direction": "UP", "confidence": 0.53}`) for the newest row, from the latest stored candles of
   `symbol`, or from `current_features` (feature columns, or raw OHLCV candles).
 
-A DataFrame X must hold the model's `features` (selected by name). A plain matrix is taken as those
-features in order when its width matches; a matrix of another width fits the estimator on anonymous
-columns (`x0`, `x1`, ...), which `predict(X)` serves but the candle answers refuse. Rows must be in time
-order: the calibration slice is carved by time (`meta['ts_ms']` or a DatetimeIndex; else row order).
+A DataFrame X with named columns must hold the model's `features` (selected by name). A plain matrix
+is taken as those features in order when its width matches; a matrix of another width fits the estimator
+on anonymous columns (`x0`, `x1`, ...), which `predict(X)` serves but the candle answers refuse. Rows
+must be in time order: the calibration slice is carved by time (`meta['ts_ms']`, a DatetimeIndex, or
+else row order).
 """
 
 from __future__ import annotations
@@ -236,7 +237,7 @@ class BaseModel(BaseEstimator, ABC):
     def _fit_columns(self, X: Any) -> tuple[list[str] | None, Any]:
         """The names X's columns stand for, and X restricted to the model's features when it is a frame."""
         features = list(self.features)
-        if isinstance(X, pd.DataFrame):
+        if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
             self.check_features(X.columns, features)
             return features, X[features]
         shape = getattr(X, "shape", None)
@@ -346,7 +347,7 @@ class BaseModel(BaseEstimator, ABC):
 
     def _validated(self, X: Any) -> np.ndarray:
         """X checked as scikit-learn checks a matrix at predict time (shape, finite, feature names)."""
-        if isinstance(X, pd.DataFrame):
+        if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
             X = self._frame(X, self.feature_names_)
             if not hasattr(self, "feature_names_in_"):
                 X = X.to_numpy(dtype="float64")

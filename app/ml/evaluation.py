@@ -142,3 +142,16 @@ def skill_estimate(
         n_effective=round(intervals.effective_n(difference, block), 1), block=block, baseline=rows.baseline,
         start_ms=int(rows.ts_ms.min()), end_ms=int(rows.ts_ms.max()),
     )
+
+
+def estimate_from_performance(performance: dict[str, Any], rows: int | None = None) -> SkillEstimate:
+    """The `SkillEstimate` a performance dict (validation.evaluate_dataset's output) holds."""
+    return SkillEstimate(
+        skill=performance.get("skill"), interval=performance.get("skill_interval"),
+        se=performance.get("skill_se"), n=int(rows if rows is not None else performance.get("n") or 0),
+        n_times=int(performance.get("n_times") or 0),
+        n_effective=float(performance.get("n_effective") or 0.0),
+        block=int(performance.get("block_bars") or 0),
+        baseline=str(performance.get("baseline")), start_ms=performance.get("start_ms"),
+        end_ms=performance.get("end_ms"),
+    )

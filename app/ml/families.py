@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 from sklearn.base import ClassifierMixin, RegressorMixin
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 
 from app.ml.base import BaseModel
 from app.ml.calibration import platt_apply, platt_fit
@@ -39,10 +39,15 @@ class ClassifierModel(ClassifierMixin, BaseModel):
     def _encode_target(self, y: np.ndarray) -> np.ndarray:
         check_classification_targets(y)
         classes = np.unique(y)
-        if len(classes) != 2:
+        if len(classes) > 2:
             raise EstimatorInputError(
-                f"{type(self).__name__} is a binary classifier: y must hold exactly 2 classes, got "
-                f"{len(classes)} ({classes[:5].tolist()}); with one class there is nothing to learn"
+                f"Only binary classification is supported. The type of the target is {type_of_target(y)}: "
+                f"{type(self).__name__} needs y with exactly 2 classes, got {len(classes)}"
+            )
+        if len(classes) < 2:
+            raise EstimatorInputError(
+                f"{type(self).__name__} needs y with 2 classes, got 1 class ({classes.tolist()}): "
+                "nothing to learn"
             )
         self.classes_ = classes
         return (np.asarray(y) == classes[1]).astype("float64")

@@ -111,6 +111,7 @@ class VolatilityRegressor(RegressorModel):
             min_samples_leaf=self.min_samples_leaf, l2_regularization=1.0, early_stopping=False,
             random_state=self.seed,
         ).fit(X, np.log(np.maximum(y, FLOOR)))
+        self.n_iter_ = self.estimator_.n_iter_
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
         level = getattr(self, "calibration_", {}).get("level", 1.0)
@@ -137,3 +138,4 @@ class VolatilityRegressor(RegressorModel):
 
     def _load_estimator(self, path: Path, state: dict) -> None:
         self.estimator_ = load_skops(path, TRUSTED)
+        self.n_iter_ = self.estimator_.n_iter_
