@@ -10,9 +10,12 @@ units of its own strongest baseline's mean loss on the common rows, so it compar
 one kind with different horizons answer different questions; what they share is how much better than
 naive each is). For two models with one target this is the plain loss differential, scaled. Rows are
 averaged per candle time (symbols at one instant are not independent), and the mean of d over time is
-tested with the Bartlett-kernel HAC variance of statsmodels, bandwidth = the bootstrap block
-(>= h and >= the Politis-White estimate, app.ml.intervals), against Student's t with T - 1 degrees of
-freedom. mean(d) > 0 means B is better. The result carries the statistic, the p-value, the 95% interval
+tested with the Bartlett-kernel HAC variance of statsmodels. The bandwidth L is 4 bootstrap blocks (a
+block is >= h and >= the Politis-White estimate, app.ml.intervals), and the statistic is referred to
+Student's t with 3T / (2L) degrees of freedom (the equivalent degrees of freedom of a Bartlett estimate
+at frequency zero), not to the normal: losses cluster for hours, the long-run variance is itself noisy,
+and with T - 1 degrees of freedom the test switched champions 8% of the time between equal models in
+the tests' simulation (tests/ml/test_lifecycle_rules.py) instead of 5%. mean(d) > 0 means B is better. The result carries the statistic, the p-value, the 95% interval
 of mean(d), the rows, the effective n and the time range: what a decision row records.
 """
 
@@ -30,6 +33,7 @@ from app.ml.evaluation import RowScores
 
 Alternative = Literal["b_better", "b_worse", "two_sided"]
 TEST_NAME = "diebold_mariano_hac"
+BANDWIDTH_BLOCKS = 4
 
 
 @dataclass(frozen=True)
@@ -84,13 +88,14 @@ def paired_test(a: RowScores, b: RowScores, alternative: Alternative = "b_better
         return _empty(a, b, alternative)
     axis = intervals.time_axis(a.ts_ms)
     d = axis.means(a.loss / scale_a - b.loss / scale_b)
-    lags = intervals.block_length(d, max(a.horizon, b.horizon))
     T = len(d)
+    block = intervals.block_length(d, max(a.horizon, b.horizon))
+    lags = max(1, min(BANDWIDTH_BLOCKS * block, T // 2))
     lrv = intervals.long_run_variance(d, lags)
     se = math.sqrt(lrv / T) if lrv > 0 else 0.0
     mean = float(d.mean())
     statistic = mean / se if se > 0 else 0.0
-    dist = stats.t(df=max(T - 1, 1))
+    dist = stats.t(df=max(1.5 * T / lags, 1.0))
     if alternative == "b_better":
         p = float(dist.sf(statistic))
     elif alternative == "b_worse":
@@ -104,6 +109,6 @@ def paired_test(a: RowScores, b: RowScores, alternative: Alternative = "b_better
         test=TEST_NAME, a=a.name, b=b.name, alternative=alternative, statistic=round(statistic, 6),
         p_value=p, mean_difference=mean, interval=[mean - half, mean + half] if se > 0 else None,
         skill_a=a.skill, skill_b=b.skill, n=len(a), n_times=T,
-        n_effective=round(intervals.effective_n(d, lags), 1), lags=lags,
+        n_effective=round(intervals.effective_n(d, block), 1), lags=lags,
         start_ms=int(a.ts_ms.min()), end_ms=int(a.ts_ms.max()),
     )
