@@ -10,7 +10,8 @@ Per kind:
 3. A kind with no champion yet starts with its best score: nothing is at stake in that choice.
 
 Every contender is scored (`evaluation.row_scores`) on the rows of `candles` it never trained on; each
-paired test uses the rows both sides share.
+paired test uses the rows both sides share, and adds the between-fit variance of the two definitions'
+walk-forward folds (`comparison.between_fits`: aligned folds for two fits of this cycle's window).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from app.ml import lifecycle
-from app.ml.comparison import paired_test
+from app.ml.comparison import between_fits, paired_test
 from app.ml.dataset import build_dataset
 from app.ml.evaluation import RowScores, row_scores
 from app.ml.lifecycle import ChampionDecision, RetrainVerdict
@@ -76,6 +77,10 @@ def plan_champions(
     by_name = {c.name: c for c in contenders}
     cache: dict[str, RowScores] = {}
 
+    def between(a: Contender, b: Contender):  # noqa: ANN202 - a comparison.Between
+        folds = [(c.model.performance_ or {}).get("walk_forward") for c in (a, b)]
+        return between_fits(folds[0], folds[1], aligned=a.fresh and b.fresh)
+
     def scores(name: str) -> RowScores:
         if name not in cache:
             model = by_name[name].model
@@ -93,7 +98,8 @@ def plan_champions(
             defender = previous
             if sibling is not None:
                 refresh = lifecycle.refresh_verdict(
-                    paired_test(scores(previous.name), scores(sibling.name), "b_worse"),
+                    paired_test(scores(previous.name), scores(sibling.name), "b_worse",
+                                between(previous, sibling)),
                     previous_age_hours=previous.age_hours, expiry_hours=expiry_hours, cycle_hours=cycle_hours,
                     alpha=alpha)
                 defender = sibling if refresh.replace else previous
@@ -108,7 +114,8 @@ def plan_champions(
             decision = lifecycle.champion_decision(kind, None, [], alpha=alpha,
                                                    best_without_defender=best.name if best else None)
         else:
-            tests = [paired_test(scores(defender.name), scores(c.name), "b_better") for c in challengers]
+            tests = [paired_test(scores(defender.name), scores(c.name), "b_better", between(defender, c))
+                     for c in challengers]
             decision = lifecycle.champion_decision(kind, defender.name, tests, alpha=alpha)
         plans[kind] = KindPlan(kind, previous.name if previous else None, refresh, decision)
     return plans

@@ -3,7 +3,8 @@
 log RV[t, t+h] = b0 + b1 log RV_1h(t) + b2 log RV_4h(t) + b3 log RV_24h(t) + profile(hour) + e
 
 RV_w(t) is the realized volatility of the w bars up to and including t (known at t), rescaled to the
-forecast's h bars by sqrt(h / w). `profile` is the mean residual of the UTC hour in the middle of the
+forecast's h bars by sqrt(h / w) (from at least half of the w bars at the start of a history).
+`profile` is the mean residual of the UTC hour in the middle of the
 forecast window (intraday seasonality of volatility), shrunk toward 0 when an hour has few rows. The
 forecast is exp(fit) times the smearing factor mean(exp(e)) (Duan 1983), so it estimates RV itself rather
 than its geometric mean. Everything is fitted by least squares on TRAIN rows only and kept as plain floats.
@@ -28,8 +29,8 @@ def lag_inputs(candles: pd.DataFrame, horizon: int, bar_ms: int) -> dict[str, pd
     out = {}
     for name, hours in LAG_HOURS.items():
         window = max(1, hours * HOUR_MS // bar_ms)
-        total = squared.rolling(window, min_periods=window).sum()
-        out[name] = np.sqrt(total * (horizon / window))
+        rolling = squared.rolling(window, min_periods=max(1, window // 2))
+        out[name] = np.sqrt(rolling.sum() * (horizon / rolling.count()))
     return out
 
 

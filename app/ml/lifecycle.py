@@ -12,8 +12,13 @@ A decision taken on noise is a defect, so each rule acts only on a test that say
   challengers, so several challengers do not multiply the false switches); otherwise the defender keeps
   it.
 - `drift_verdict(validation, live)`: flagged only when the skill on unseen newest rows is below the
-  validation skill by more than 0.05 AND the drop is significant at 5% (one-sided z test of the drop,
-  with the block-bootstrap standard errors of both skills).
+  validation skill by more than 0.05 AND the drop is significant at 5% (one-sided t test of the drop).
+  Its variance is the live skill's block-bootstrap variance plus how far another period's skill
+  normally is from the validation period's: the larger of the validation skill's standard error and
+  the spread of the definition's 12-hour skills out of sample (its walk-forward folds' test rows cut
+  into 12-hour periods, `period_skill_sd`). A skill moves from day to day with the market's regime (a
+  volatility model against HAR-RV most of all); only a drop beyond that is drift. Degrees of freedom:
+  Welch-Satterthwaite from the periods (n - 1) and the live bootstrap blocks.
 - `tuning_verdict(validation, retrained)`: the same test for a retrained model on the fresh rows: if
   retraining did not bring the skill back, the definition needs tuning (DESIGN 10).
 
@@ -151,8 +156,9 @@ class DriftVerdict:
     statistic: float | None
     p_value: float | None
     alpha: float
-    se_validation: float | None
+    se_validation: float | None  # the reference spread: max(validation SE, fold-skill SD)
     se_live: float | None
+    df: float | None
     live_interval: list[float] | None
     n: int
     n_effective: float
@@ -163,14 +169,34 @@ class DriftVerdict:
         return asdict(self)
 
 
-def _validation_se(validation: Mapping[str, Any]) -> float | None:
-    se = validation.get("skill_se")
-    if isinstance(se, int | float) and math.isfinite(se):
-        return float(se)
-    interval = validation.get("skill_interval")
-    if isinstance(interval, Sequence) and len(interval) == 2 and None not in interval:
-        return (float(interval[1]) - float(interval[0])) / (2 * Z95)
-    return None
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _validation_spread(validation: Mapping[str, Any]) -> tuple[float | None, float]:
+    """(spread, degrees of freedom) of the validation skill as a stand-in for another period's skill."""
+    se = _finite(validation.get("skill_se"))
+    if se is None:
+        interval = validation.get("skill_interval")
+        if isinstance(interval, Sequence) and len(interval) == 2 and None not in interval:
+            se = (float(interval[1]) - float(interval[0])) / (2 * Z95)
+    blocks = (validation.get("n_times") or 0) / max(1, validation.get("block_bars") or 1)
+    se_df = max(1.0, blocks - 1.0) if blocks else math.inf
+    folds = validation.get("walk_forward") or {}
+    period_sd = _finite(folds.get("period_skill_sd"))
+    periods = len(folds.get("period_skills") or [])
+    if period_sd is not None and (se is None or period_sd > se) and periods >= 3:
+        return period_sd, float(periods - 1)
+    fold_sd = _finite(folds.get("skill_sd"))
+    usable = sum(1 for f in folds.get("folds") or [] if f.get("skill") is not None)
+    if fold_sd is not None and (se is None or fold_sd > se) and usable >= 2:
+        return fold_sd, float(usable - 1)
+    return se, se_df
+
+
+def _welch(v1: float, df1: float, v2: float, df2: float) -> float:
+    denominator = (v1 * v1 / df1 if v1 > 0 else 0.0) + (v2 * v2 / df2 if v2 > 0 else 0.0)
+    return (v1 + v2) ** 2 / denominator if denominator > 0 else math.inf
 
 
 def drift_verdict(
@@ -179,13 +205,13 @@ def drift_verdict(
     *,
     threshold: float = DRIFT_THRESHOLD,
     alpha: float = ALPHA,
-    name: str = "skill_drop_z",
+    name: str = "skill_drop_t",
 ) -> DriftVerdict:
     """Flag when validation skill - live skill > `threshold` and the drop is significant (one-sided).
 
-    `validation` is a model's performance dict (`skill`, `skill_se` or `skill_interval`); `live` the
-    skill estimate on its unseen newest rows. z = drop / sqrt(se_validation² + se_live²); a validation
-    without a standard error (older models) counts only the live one.
+    `validation` is a model's performance dict (`skill`, `skill_se` or `skill_interval`, `walk_forward`);
+    `live` the skill estimate on its unseen newest rows. t = drop / sqrt(spread² + se_live²); a
+    validation without either (older models) counts only the live standard error.
     """
     before, now = validation.get("skill"), live.skill
     common = dict(threshold=threshold, alpha=alpha, live_interval=live.interval, n=live.n,
@@ -193,20 +219,23 @@ def drift_verdict(
                   validation_skill=before if isinstance(before, int | float) else None, live_skill=now)
     if not isinstance(before, int | float) or now is None:
         return DriftVerdict(name, False, "no skill to compare", drop=None, statistic=None, p_value=None,
-                            se_validation=None, se_live=live.se, **common)
+                            se_validation=None, se_live=live.se, df=None, **common)
     drop = float(before) - float(now)
-    se_v, se_l = _validation_se(validation), live.se
-    variance = (se_v or 0.0) ** 2 + (se_l or 0.0) ** 2
+    (se_v, df_v), se_l = _validation_spread(validation), live.se
+    df_l = max(1.0, live.n_times / max(1, live.block) - 1.0) if live.n_times else math.inf
+    v_v, v_l = (se_v or 0.0) ** 2, (se_l or 0.0) ** 2
+    variance = v_v + v_l
+    df = max(1.0, _welch(v_v, df_v, v_l, df_l))
     z = drop / math.sqrt(variance) if variance > 0 else None
-    p = float(stats.norm.sf(z)) if z is not None else None
+    p = float(stats.t(df).sf(z)) if z is not None else None
     significant = p is not None and p < alpha
     flagged = drop > threshold and significant
     verb = "flagged" if flagged else "not flagged"
     reason = (f"skill {before:.4f} at validation, {now:.4f} on {live.n} newer rows: drop {drop:+.4f} "
-              f"({'>' if drop > threshold else '<='} {threshold}), z = {_fmt(z, 2)}, p = {_fmt(p, 3)} "
+              f"({'>' if drop > threshold else '<='} {threshold}), t = {_fmt(z, 2)}, p = {_fmt(p, 3)} "
               f"({'significant' if significant else 'not significant'} at {alpha:g}): {verb}")
     return DriftVerdict(name, flagged, reason, drop=round(drop, 6), statistic=z, p_value=p,
-                        se_validation=se_v, se_live=se_l, **common)
+                        se_validation=se_v, se_live=se_l, df=round(df, 2), **common)
 
 
 def tuning_verdict(
@@ -215,7 +244,7 @@ def tuning_verdict(
 ) -> DriftVerdict:
     """Still below the definition's validation skill after retraining (same test as drift): needs tuning."""
     return drift_verdict(validation, retrained, threshold=threshold, alpha=alpha,
-                         name="retrained_skill_drop_z")
+                         name="retrained_skill_drop_t")
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:

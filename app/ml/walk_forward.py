@@ -8,8 +8,12 @@ tuner optimises, DESIGN 10); the holdout measures the one fitted model. Both are
 
 API: `fold_masks(ts_ms, horizon, bar_ms, k) -> list[Fold]` (the geometry, testable alone) and
 `walk_forward(model, train_ds, folds=K) -> dict` (`{"k", "embargo_bars", "folds": [...], "mean_skill",
-"skill_sd", "min_skill", "max_skill", "folds_beating_baseline"}`; a fold that cannot be fitted, e.g. a
-single class in it, records its error instead of a skill).
+"skill_sd", "min_skill", "max_skill", "folds_beating_baseline"}`; each fold has its `skill` and
+`loss_ratio` L / L_baseline; a fold that cannot be fitted, e.g. a single class in it, records its error
+instead of a skill). `period_skills` are the skills of the folds' test rows cut into 12-hour periods
+(what a drift check sees between two cycles): their spread `period_skill_sd` says how far one 12-hour
+skill normally is from another for this definition (regimes, fits and sampling noise together), and
+`skill_sd` the same across folds; the lifecycle tests use them (app.ml.lifecycle).
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ import pandas as pd
 from sklearn.base import clone
 
 from app.core.errors import BadInput
+from app.data.frames import HOUR_MS
 from app.ml.dataset import Dataset
-from app.ml.evaluation import row_scores
+from app.ml.evaluation import RowScores, row_scores
 
 if TYPE_CHECKING:
     from app.ml.base import BaseModel
 
 DEFAULT_FOLDS = 4
+PERIOD_HOURS = 12.0  # the cycle's interval: how much unseen data a serving model meets before drift checks it
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ def walk_forward(model: BaseModel, train: Dataset, folds: int = DEFAULT_FOLDS) -
     """Fold skills of `model`'s definition on its train part `train` (never the holdout)."""
     horizon = int(model.horizon)
     results: list[dict[str, Any]] = []
+    periods: list[float] = []
     for fold in fold_masks(train.ts_ms, horizon, model.bar_ms, folds):
         entry: dict[str, Any] = {
             "fold": fold.index, "train_rows": int(fold.train.sum()), "test_rows": int(fold.test.sum()),
@@ -77,7 +84,9 @@ def walk_forward(model: BaseModel, train: Dataset, folds: int = DEFAULT_FOLDS) -
         except BadInput as exc:
             results.append({**entry, "skill": None, "error": exc.message})
             continue
-        results.append({**entry, "skill": rows.skill, "baseline": rows.baseline,
+        ratio = float(rows.loss.sum() / rows.baseline_loss.sum()) if rows.baseline_loss.sum() > 0 else None
+        periods.extend(_period_skills(rows, int(PERIOD_HOURS * HOUR_MS)))
+        results.append({**entry, "skill": rows.skill, "loss_ratio": ratio, "baseline": rows.baseline,
                         "train_start": _iso(int(fit_part.ts_ms.min())),
                         "train_end": _iso(int(fit_part.ts_ms.max()))})
     skills = [r["skill"] for r in results if r.get("skill") is not None]
@@ -88,7 +97,26 @@ def walk_forward(model: BaseModel, train: Dataset, folds: int = DEFAULT_FOLDS) -
         "min_skill": float(min(skills)) if skills else None,
         "max_skill": float(max(skills)) if skills else None,
         "folds_beating_baseline": int(sum(s > 0 for s in skills)),
+        "period_hours": PERIOD_HOURS, "period_skills": periods,
+        "period_skill_sd": float(np.std(periods, ddof=1)) if len(periods) > 1 else None,
     }
+
+
+def _period_skills(rows: RowScores, period_ms: int) -> list[float]:
+    """Skill of each whole `period_ms` stretch of the rows (stretches at least half covered)."""
+    if not len(rows):
+        return []
+    start = int(rows.ts_ms.min())
+    which = (rows.ts_ms - start) // period_ms
+    bars = period_ms // rows.bar_ms
+    out = []
+    for p in np.unique(which):
+        mask = which == p
+        if len(np.unique(rows.ts_ms[mask])) * 2 >= bars:
+            skill = rows.subset(mask).skill
+            if skill is not None:
+                out.append(skill)
+    return out
 
 
 def _iso(ms: int) -> str:

@@ -61,7 +61,7 @@ def test_regime_change_flags_the_model_and_the_better_retrain_is_promoted() -> N
     flagged = [e for e in events if e.event == "flagged"]
     assert [e.model_name for e in flagged] == [old]
     numbers = flagged[0].numbers
-    assert numbers["live_skill"] < numbers["validation_skill"] and numbers["test"] == "skill_drop_z"
+    assert numbers["live_skill"] < numbers["validation_skill"] and numbers["test"] == "skill_drop_t"
     assert numbers["n_effective"] > 10 and numbers["start_ms"] < numbers["end_ms"]
     retrain = done.results["retrains"][old]
     assert retrain["outcome"] == "promoted" and retrain["replace"]

@@ -25,7 +25,9 @@ def _ar(n: int, phi: float, rng: np.random.Generator) -> np.ndarray:
     return x
 
 
-def _rows(name: str, loss: np.ndarray, baseline: np.ndarray, horizon: int = 1, root: bool = False) -> RowScores:
+def _rows(
+    name: str, loss: np.ndarray, baseline: np.ndarray, horizon: int = 1, root: bool = False
+) -> RowScores:
     n = len(loss)
     return RowScores(name, np.array(["X"] * n), np.arange(n, dtype="int64") * BAR, loss, baseline, "base",
                      horizon, BAR, root)
@@ -42,7 +44,8 @@ def _clustered_losses(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.
     """Baseline loss and two models' losses (mean 0.9 x the baseline's) with errors that overlap over h
     rows and cluster for hours, as real ones do."""
     level = np.exp(0.5 * _ar(n, 0.98, rng) / np.sqrt(1 / (1 - 0.98**2)))
-    return level * _overlapping(n, rng), 0.9 * level * _overlapping(n, rng), 0.9 * level * _overlapping(n, rng)
+    baseline = level * _overlapping(n, rng)
+    return baseline, 0.9 * level * _overlapping(n, rng), 0.9 * level * _overlapping(n, rng)
 
 
 def test_paired_test_rejects_at_about_its_level_when_both_models_are_equally_good() -> None:
@@ -120,7 +123,8 @@ def test_a_challenger_takes_the_place_only_when_better_at_five_percent_holm_corr
     assert alone.switched and alone.champion == "c1"
     two = lifecycle.champion_decision("direction", "champ", [_test("c1", 0.03), _test("c2", 0.04)])
     assert not two.switched and two.champion == "champ"  # Holm: 0.03 >= 0.05 / 2
-    clear = lifecycle.champion_decision("direction", "champ", [_test("c1", 0.001, 0.1), _test("c2", 0.02, 0.2)])
+    both = [_test("c1", 0.001, 0.1), _test("c2", 0.02, 0.2)]
+    clear = lifecycle.champion_decision("direction", "champ", both)
     assert clear.champion == "c2"  # both pass Holm (0.025, 0.05): the better skill serves
     assert len(clear.tests) == 2 and clear.tests[0]["p_value"] == 0.001
 
