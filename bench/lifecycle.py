@@ -284,7 +284,8 @@ def stationary(cfg: Config, kinds: Sequence[dict] = STATIONARY) -> list[Trial]:
     return trials
 
 
-def vanish(cfg: Config, cycles_before: int = 2, cycles_after: int = 2) -> list[Trial]:
+def vanish(cfg: Config, cycles_before: int = 2, cycles_after: int = 2,
+           readers: Sequence[dict] = SIGNAL_READERS) -> list[Trial]:
     """The signal is there for `cycles_before` cycles, then gone 6 h before the next cycle."""
     trials = []
     first = START_MS + int(cfg.window_days * DAY_MS) + WARMUP_BARS * 60_000
@@ -294,18 +295,19 @@ def vanish(cfg: Config, cycles_before: int = 2, cycles_after: int = 2) -> list[T
     for i in range(cfg.vanish_trials):
         seed = 100 + cfg.first_seed + i
         candles = market(seed, _bars_until(last), SIGNAL, _bars_until(break_ms), NO_SIGNAL)
-        trials.append(run_trial(candles, lambda c: SIGNAL_READERS, first, cycles, cfg.window_days))
+        trials.append(run_trial(candles, lambda c: readers, first, cycles, cfg.window_days))
     return trials
 
 
-def challenger(cfg: Config, joins_at: int = 1, cycles: int = 3) -> list[Trial]:
+def challenger(cfg: Config, joins_at: int = 1, cycles: int = 3, incumbents: Sequence[dict] = INCUMBENT_BLIND,
+               challengers: Sequence[dict] = CHALLENGERS) -> list[Trial]:
     """The signal throughout; the blind incumbent alone at first, the challengers join at `joins_at`."""
     trials = []
     first = START_MS + int(cfg.window_days * DAY_MS) + WARMUP_BARS * 60_000
     last = first + int((cycles - 1) * CYCLE_HOURS * HOUR_MS)
     for i in range(cfg.challenger_trials):
         candles = market(200 + cfg.first_seed + i, _bars_until(last), SIGNAL)
-        trials.append(run_trial(candles, lambda c: INCUMBENT_BLIND + (CHALLENGERS if c >= joins_at else []),
+        trials.append(run_trial(candles, lambda c: [*incumbents, *(challengers if c >= joins_at else [])],
                                 first, cycles, cfg.window_days))
     return trials
 
