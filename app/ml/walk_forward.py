@@ -81,8 +81,8 @@ def walk_forward(model: BaseModel, train: Dataset, folds: int = DEFAULT_FOLDS) -
             fit_part = train.subset(fold.train)
             fitted.fit(fit_part.X, fit_part.y, fit_part.meta)
             rows = row_scores(fitted, train.subset(fold.test))
-        except BadInput as exc:
-            results.append({**entry, "skill": None, "error": exc.message})
+        except (BadInput, ValueError) as exc:  # too few rows or one class in a fold: record, go on
+            results.append({**entry, "skill": None, "error": str(getattr(exc, "message", exc))})
             continue
         ratio = float(rows.loss.sum() / rows.baseline_loss.sum()) if rows.baseline_loss.sum() > 0 else None
         periods.extend(_period_skills(rows, int(PERIOD_HOURS * HOUR_MS)))
