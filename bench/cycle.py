@@ -7,9 +7,15 @@ models use n_jobs=1 by default). Each run gets its own SQLite database, store an
 same simulated candles; the catch-up ingest is off (MARKET_DATA_SOURCE=csv), so both runs do equal work.
 
 Reported: wall time (first cycle job started -> cycle finished), the sum of the jobs' own compute times
-(measured inside each job), overhead = wall / (sum / workers) - 1 for 1 worker, and speed-up.
+(measured inside each job), overhead = wall / (compute / workers) - 1 for 1 worker, and speed-up.
+
+With `--before REF` it first runs the same benchmark on the code of git revision REF (extracted with
+`git archive` into a temporary directory, same interpreter), then on this tree, and prints the ratio of
+their wall times: the cost of a change (issue 8: intervals, paired tests and walk-forward folds), measured
+in one run. `--folds K ...` sets every definition's walk-forward folds (default: the definitions' own, 4).
 
     .venv/bin/python bench/cycle.py [--days 7] [--workers 1 2]
+    .venv/bin/python bench/cycle.py --before d0fac13 --workers 1 2 --folds 4 0
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,7 +42,7 @@ WORKER = (
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
-def run(workers: int, days: float) -> dict:
+def run(workers: int, days: float, folds: int | None = None) -> dict:
     store = Path(tempfile.mkdtemp(prefix=f"bench-cycle-{workers}w-"))
     env = {**os.environ, **THREAD_ENV, "MODEL_STORE_DIR": str(store), "MARKET_DATA_SOURCE": "csv",
            "SYMBOLS": ",".join(SYMBOLS), "LOG_LEVEL": "WARNING"}
@@ -63,7 +70,12 @@ def run(workers: int, days: float) -> dict:
         store_candles(symbol, frame, "simulated")
     get_redis()
     env["REDIS_URL"] = redis_url()  # the workers share this run's embedded Redis
-    cycle = start_cycle("cli", {"window_days": days})
+    options: dict = {"window_days": days}
+    if folds is not None:
+        from app.services.cycle.definitions import load_definitions
+
+        options["definitions"] = [{**d, "walk_forward_folds": folds} for d in load_definitions()]
+    cycle = start_cycle("cli", options)
     procs = [
         subprocess.Popen([sys.executable, "-c", WORKER], cwd=ROOT, env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -92,27 +104,59 @@ def run(workers: int, days: float) -> dict:
     }
 
 
+def _one(root: Path, workers: int, days: float, folds: int | None) -> dict:
+    """One run in its own process (fresh settings, engines and Redis), on the code under `root`."""
+    command = [sys.executable, str(root / "bench" / "cycle.py"), "--days", str(days), "--one", str(workers)]
+    if folds is not None:
+        command += ["--folds", str(folds)]
+    out = subprocess.run(command, cwd=root, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _report(label: str, r: dict) -> None:
+    print(f"{label}: {r['workers']} worker(s): {r['status']}, wall {r['wall_s']} s, sum of job compute "
+          f"{r['compute_s']} s, overhead {100 * r['overhead']:.1f}%", flush=True)
+    print("   jobs:", r["jobs"], flush=True)
+
+
+def _checkout(ref: str) -> Path:
+    target = Path(tempfile.mkdtemp(prefix="bench-cycle-before-"))
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=float, default=7.0)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--before", help="git revision to compare against (run first, same interpreter)")
+    parser.add_argument("--folds", type=int, nargs="+", help="walk-forward folds of every definition")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(run(args.one, args.days)))
+        print(json.dumps(run(args.one, args.days, args.folds[0] if args.folds else None)))
         return
-    results = []
-    for n in args.workers:  # each run in its own process: fresh settings, engines and Redis
-        out = subprocess.run([sys.executable, __file__, "--days", str(args.days), "--one", str(n)],
-                             cwd=ROOT, capture_output=True, text=True, check=True)
-        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        r = results[-1]
-        print(f"{n} worker(s): {r['status']}, wall {r['wall_s']} s, sum of job compute {r['compute_s']} s, "
-              f"overhead {100 * r['overhead']:.1f}%", flush=True)
-        print("   jobs:", r["jobs"], flush=True)
-    if len(results) >= 2:
-        print(f"speed-up {results[0]['workers']} -> {results[1]['workers']} workers: "
-              f"{results[0]['wall_s'] / results[1]['wall_s']:.2f}x")
+    before = {}
+    if args.before:
+        old_root = _checkout(args.before)
+        try:
+            for n in args.workers:
+                before[n] = _one(old_root, n, args.days, None)
+                _report(f"before ({args.before})", before[n])
+        finally:
+            shutil.rmtree(old_root, ignore_errors=True)
+    for folds in args.folds or [None]:
+        results = []
+        for n in args.workers:
+            results.append(_one(ROOT, n, args.days, folds))
+            _report("this tree" + ("" if folds is None else f", {folds} folds"), results[-1])
+            if n in before:
+                print(f"   wall ratio to before: {results[-1]['wall_s'] / before[n]['wall_s']:.2f}x, compute "
+                      f"ratio {results[-1]['compute_s'] / before[n]['compute_s']:.2f}x", flush=True)
+        if len(results) >= 2:
+            print(f"speed-up {results[0]['workers']} -> {results[1]['workers']} workers: "
+                  f"{results[0]['wall_s'] / results[1]['wall_s']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -84,6 +84,7 @@ _PREDICTION_EXAMPLE = {
     "direction": "UP", "confidence": 0.57, "model": "direction_xgb_003", "kind": "direction",
     "version": 3, "symbol": "BTC-USDT", "as_of": "2026-01-01T12:34:00Z", "data_source": "simulated",
     "input_source": "stored_candles", "out_of_distribution": False, "dissimilarity_index": 0.41,
+    "skill": 0.012, "skill_interval": [-0.004, 0.027], "beats_baseline": False,
 }
 
 
@@ -109,6 +110,10 @@ class Prediction(BaseModel):
         default=None, description="the input is further from the training data than 99% of training rows"
     )
     dissimilarity_index: float | None = Field(default=None, description="FreqAI-style DI; null if unknown")
+    skill: float | None = Field(default=None, description="the model's holdout skill over its strongest "
+                                "naive baseline (DESIGN 5)")
+    skill_interval: list[float] | None = Field(default=None, description="95% block-bootstrap interval")
+    beats_baseline: bool | None = Field(default=None, description="the interval's lower end is above 0")
 
 
 _MEMBER_EXAMPLE = {k: v for k, v in _PREDICTION_EXAMPLE.items() if k != "symbol"} | {"symbol": "BTC-USDT"}
@@ -152,6 +157,7 @@ class ModelOut(BaseModel):
             "performance": {"backtest_f1": 0.56}, "live_performance": {"accuracy": 0.54,
             "trades_evaluated": 145, "last_updated": "2026-01-01T12:00:00+00:00"}, "score": 4.1,
             "data_source": "simulated", "description": "", "created_ts": "2026-01-01T00:00:00Z",
+            "skill": 0.041, "skill_interval": [0.012, 0.069], "beats_baseline": True,
         }]}
     )
 
@@ -171,6 +177,9 @@ class ModelOut(BaseModel):
     description: str
     created_ts: datetime
     champion: bool = Field(default=False, description="serves /predict/{kind} in this API process")
+    skill: float | None = Field(default=None, description="holdout skill over the strongest naive baseline")
+    skill_interval: list[float] | None = Field(default=None, description="95% block-bootstrap interval")
+    beats_baseline: bool | None = Field(default=None, description="the interval's lower end is above 0")
 
 
 class StatusChange(BaseModel):

@@ -110,7 +110,10 @@ def models_command(
         records = list_models(status=status.value if status else None, kind=kind.value if kind else None)
     if as_json:
         rows = [{"name": r.name, "kind": r.kind, "type": r.model_type, "status": r.status, "score": r.score,
-                 "skill": r.performance.get("skill"), "baseline": r.performance.get("baseline"),
+                 "skill": r.performance.get("skill"), "skill_interval": r.performance.get("skill_interval"),
+                 "beats_baseline": r.performance.get("beats_baseline"),
+                 "n_effective": r.performance.get("n_effective"), "baseline": r.performance.get("baseline"),
+                 "walk_forward_mean_skill": (r.performance.get("walk_forward") or {}).get("mean_skill"),
                  "created_ts": r.created_ts.isoformat(), "live_performance": r.live_performance}
                 for r in records]
         typer.echo(json.dumps(rows, indent=2))
@@ -120,18 +123,22 @@ def models_command(
         console.print(f"no models stored yet{scope}; train one with `mlpipe train --kind direction`")
         return
     records = sorted(records, key=_leaderboard_order)
-    table = Table(title=f"leaderboard ({len(records)} models)")
-    columns = ("name", "kind", "type", "status", "score", "skill", "vs baseline", "created (UTC)",
-               "live acc (n)")
+    table = Table(title=f"leaderboard ({len(records)} models); beats = lower end of the 95% skill "
+                        "interval above 0")
+    columns = ("name", "kind", "type", "status", "score", "skill [95%]", "beats", "vs baseline",
+               "folds", "created (UTC)", "live acc (n)")
     for column in columns:
-        table.add_column(column, justify="right" if column in ("score", "skill", "live acc (n)") else "left",
-                         no_wrap=True)
+        right = column in ("score", "skill [95%]", "folds", "live acc (n)")
+        table.add_column(column, justify="right" if right else "left", no_wrap=True)
     for r in records:
         live = r.live_performance or {}
         live_text = (f"{_num(live.get('accuracy'), 3)} ({live.get('trades_evaluated', 0)})"
                      if live.get("trades_evaluated") else "-")
+        perf = r.performance or {}
         table.add_row(r.name, r.kind, r.model_type, r.status, _num(r.score, 1),
-                      _num(r.performance.get("skill"), 3), str(r.performance.get("baseline") or "-"),
+                      _with_interval(perf.get("skill"), perf.get("skill_interval"), 3), _beats(perf),
+                      str(perf.get("baseline") or "-"),
+                      _num((perf.get("walk_forward") or {}).get("mean_skill"), 3),
                       f"{r.created_ts:%Y-%m-%d %H:%M}", live_text)
     console.print(table)
 
@@ -156,15 +163,47 @@ def _pct(value: Any) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 
 
+def _with_interval(value: Any, interval: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if not interval or None in interval:
+        return _num(value, digits)
+    return f"{_num(value, digits)} [{_num(interval[0], digits)}, {_num(interval[1], digits)}]"
+
+
+def _beats(perf: dict[str, Any]) -> str:
+    if perf.get("beats_baseline") is None:
+        return "-"
+    return "[green]yes[/green]" if perf["beats_baseline"] else "[yellow]no[/yellow]"
+
+
 def print_report(console: Console, title: str, perf: dict[str, Any], is_classifier: bool) -> None:
-    """Model beside each naive baseline, then skill, confidence reliability and (direction) trading."""
+    """Model beside each naive baseline with 95% intervals, then the skill verdict, walk-forward folds,
+    confidence reliability and (direction) trading."""
     console.print(_metrics_table(title, perf, is_classifier))
-    best, metric = perf.get("baseline"), "accuracy" if is_classifier else "rmse"
+    best = perf.get("baseline")
+    score = "Brier" if is_classifier else "RMSE"
+    figure = perf.get("baseline_brier") if is_classifier else perf.get("baseline_rmse")
+    verdict = ("[green]beats its baseline[/green]" if perf.get("beats_baseline")
+               else "[yellow]does not beat its baseline[/yellow] (the interval reaches 0 or below)")
     console.print(
-        f"skill over the best baseline ({best}, {metric} {_num(perf.get(f'baseline_{metric}'))}): "
-        f"[bold]{_num(perf.get('skill'))}[/bold]  (score {_num(perf.get('score'), 1)}; 0 = no better than "
-        f"the baseline)  on {perf.get('n')} rows, {perf.get('start')} to {perf.get('end')}"
+        f"skill over the strongest baseline ({best}, {score} {_num(figure, 6)}): [bold]"
+        f"{_with_interval(perf.get('skill'), perf.get('skill_interval'))}[/bold] 95% interval: {verdict}. "
+        f"Score {_num(perf.get('score'), 1)}; 0 = no better than the baseline."
     )
+    if is_classifier:
+        spread = (perf.get("intervals") or {}).get("accuracy_skill")
+        accuracy_skill = _with_interval(perf.get("accuracy_skill"), spread)
+        console.print(f"accuracy skill over {perf.get('accuracy_baseline')} (accuracy "
+                      f"{_num(perf.get('baseline_accuracy'))}): {accuracy_skill}")
+    console.print(
+        f"on {perf.get('n')} rows ({perf.get('n_times')} candle times, effective n "
+        f"{perf.get('n_effective')}, bootstrap blocks of {perf.get('block_bars')} bars), {perf.get('start')} "
+        f"to {perf.get('end')}"
+    )
+    folds = perf.get("walk_forward") or {}
+    if folds.get("folds"):
+        console.print(_folds_table(folds))
     stated = perf.get("reliability") if is_classifier else perf.get("coverage")
     if stated and stated.get("bins"):
         console.print(_reliability_table(stated, is_classifier))
@@ -174,20 +213,44 @@ def print_report(console: Console, title: str, perf: dict[str, Any], is_classifi
 
 def _metrics_table(title: str, perf: dict[str, Any], is_classifier: bool) -> Table:
     baselines: dict[str, Any] = perf.get("baselines") or {}
-    table = Table(title=title)
+    intervals: dict[str, Any] = perf.get("intervals") or {}
+    table = Table(title=f"{title} (95% block-bootstrap intervals)")
     table.add_column("metric")
-    table.add_column("model", justify="right", style="bold")
-    for name in baselines:
-        table.add_column(f"baseline: {name}" + (" (best)" if name == perf.get("baseline") else ""),
-                         justify="right")
+    table.add_column("model [95%]", justify="right", style="bold")
     if is_classifier:
-        table.add_row("accuracy", _num(perf.get("accuracy")), *(_num(v) for v in baselines.values()))
-        for metric in ("precision", "recall", "f1", "roc_auc"):
-            table.add_row(metric, _num(perf.get(metric)), *("" for _ in baselines))
+        scores: dict[str, Any] = perf.get("baseline_scores") or {
+            n: {"accuracy": v} for n, v in baselines.items()
+        }
+        for name in scores:
+            table.add_column(f"baseline: {name}" + (" (best)" if name == perf.get("baseline") else ""),
+                             justify="right")
+        for metric in ("accuracy", "log_loss", "brier"):
+            table.add_row(metric, _with_interval(perf.get(metric), intervals.get(metric)),
+                          *(_num((v or {}).get(metric)) for v in scores.values()))
+        for metric in ("precision", "recall", "f1", "roc_auc", "brier_skill"):
+            table.add_row(metric, _with_interval(perf.get(metric), intervals.get(metric)),
+                          *("" for _ in scores))
     else:
-        for metric in ("rmse", "mae", "r2"):
-            table.add_row(metric, _num(perf.get(metric), 6),
+        for name in baselines:
+            table.add_column(f"baseline: {name}" + (" (best)" if name == perf.get("baseline") else ""),
+                             justify="right")
+        metrics = ("rmse", "mae", "r2") + (("qlike",) if "qlike" in perf else ())
+        for metric in metrics:
+            table.add_row(metric, _with_interval(perf.get(metric), intervals.get(metric), 6),
                           *(_num((v or {}).get(metric), 6) for v in baselines.values()))
+    return table
+
+
+def _folds_table(folds: dict[str, Any]) -> Table:
+    table = Table(title=f"walk-forward: {folds.get('k')} expanding folds inside the train part (embargo "
+                        f"{folds.get('embargo_bars')} bars); mean skill {_num(folds.get('mean_skill'), 4)}, "
+                        f"sd {_num(folds.get('skill_sd'), 4)}: the definition, beside the holdout above")
+    for column in ("fold", "train rows", "test rows", "test from", "to", "skill"):
+        table.add_column(column, justify="right")
+    for f in folds["folds"]:
+        table.add_row(str(f["fold"]), str(f["train_rows"]), str(f["test_rows"]), str(f["test_start"])[:16],
+                      str(f["test_end"])[:16], _num(f.get("skill")) if f.get("skill") is not None
+                      else f"error: {f.get('error')}")
     return table
 
 

@@ -5,10 +5,9 @@ No FastAPI, SQL or Redis code here; candles asked for by symbol come through `ap
 
 from __future__ import annotations
 
-from typing import Any
-
 from app.ml.backend import load_model
 from app.ml.base import BaseModel
+from app.ml.ensembles import EnsemblePredictor
 from app.ml.kinds import (
     DirectionPredictor,
     MomentumClassifier,
@@ -16,6 +15,7 @@ from app.ml.kinds import (
     RiskScorer,
     VolatilityRegressor,
 )
+from app.ml.ranking import ModelRanker
 from app.ml.registry import MODEL_KINDS, model_class_for
 from app.ml.training import TrainingPipeline
 from app.ml.validation import ValidationPipeline
@@ -35,18 +35,3 @@ __all__ = [
     "load_model",
     "model_class_for",
 ]
-
-_LAZY = {
-    "ModelRanker": ("app.ml.ranking", "ModelRanker"),
-    "EnsemblePredictor": ("app.ml.ensembles", "EnsemblePredictor"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    """ModelRanker and EnsemblePredictor are imported on first use."""
-    if name in _LAZY:
-        from importlib import import_module
-
-        module, attr = _LAZY[name]
-        return getattr(import_module(module), attr)
-    raise AttributeError(f"module 'app.ml' has no attribute {name!r}")

@@ -2,31 +2,60 @@
 
 A kind module only says which estimator it fits, which target it learns, how it saves the estimator and
 how it states its confidence (as freqai's base model owns the loop and a model file is ~60 lines).
-Conventions are scikit-learn's: `__init__` stores hyperparameters, `fit(X, y)` returns self, fitted
-attributes end in `_`.
+
+Every kind is a scikit-learn estimator (`BaseEstimator` with `ClassifierMixin` or `RegressorMixin`):
+`__init__` stores its parameters unchanged (checked when fitting, never when constructing), `fit(X, y)`
+returns self, fitted attributes end in `_`, and `clone`, `get_params`, `set_params`, `Pipeline` and the
+searches work on it. Two ways to ask a fitted model meet in `predict`:
+
+- `predict(X)` is scikit-learn's: an array, one prediction per row of the matrix X (class labels for
+  classifiers, the target's unit for regressors); `predict_proba(X)` for classifiers.
+- `predict(symbol=..., current_features=...)` is the seed's: the kind's answer (DESIGN 4, e.g.
+  `{"direction": "UP", "confidence": 0.53}`) for the newest row, from the latest stored candles of
+  `symbol`, or from `current_features` (feature columns, or raw OHLCV candles).
+
+A DataFrame X with named columns must hold the model's `features` (selected by name). A plain matrix
+is taken as those features in order when its width matches; a matrix of another width fits the estimator
+on anonymous columns (`x0`, `x1`, ...), which `predict(X)` serves but the candle answers refuse. Rows
+must be in time order: the calibration slice is carved by time (`meta['ts_ms']`, a DatetimeIndex, or
+else row order).
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import json
-import math
+import numbers
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import validate_data
 from threadpoolctl import ThreadpoolController
 
 from app.core.errors import BadInput, IntegrityError
-from app.data.frames import OHLCV, TIMEFRAME_MS, index_ms, timeframe_ms
+from app.data.frames import OHLCV, TIMEFRAME_MS, bars_per_day, index_ms, timeframe_ms
+from app.features import required_warmup
+from app.ml.backend import get_backend
+from app.ml.context import SCALE_WINDOW, context_frame
+from app.ml.dataset import build_dataset, latest_rows
+from app.ml.dissimilarity import attach_reference
+from app.ml.errors import EstimatorInputError, NotTrained
+from app.ml.serialize import jsonable
 from app.ml.splits import calibration_split, chronological_split
+from app.ml.validation import ValidationPipeline, evaluate_dataset
+from app.ml.walk_forward import DEFAULT_FOLDS, walk_forward
+
+__all__ = ["BaseModel", "jsonable"]
 
 _COMMON = ("features", "horizon", "timeframe", "seed", "train_ratio", "calibration_ratio")
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 @functools.cache
@@ -40,21 +69,7 @@ def _single_threaded() -> AbstractContextManager[object]:
     return _thread_pools().limit(limits=1)
 
 
-def jsonable(value: Any) -> Any:
-    """numpy scalars and arrays -> plain JSON types; NaN/inf -> None (config.json must stay valid JSON)."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.integer | np.bool_):
-        return value.item()
-    if isinstance(value, float | np.floating):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    return value
-
-
-class BaseModel(ABC):
+class BaseModel(BaseEstimator, ABC):
     kind: ClassVar[str]
     model_type: ClassVar[str]
     artifact_file: ClassVar[str]
@@ -63,31 +78,46 @@ class BaseModel(ABC):
     default_features: ClassVar[tuple[str, ...]]
     baseline_names: ClassVar[tuple[str, ...]]
     description: ClassVar[str]
+    _by_kind: ClassVar[dict[str, type[BaseModel]]] = {}
+
+    # Set by `train_on` (the whole template), empty for a bare `fit`.
+    training_: Mapping[str, Any] = _EMPTY
+    performance_: Mapping[str, Any] = _EMPTY
 
     def __init__(
         self,
         *,
-        features: Iterable[str] | None = None,
-        horizon: int | None = None,
+        features: Sequence[str],
+        horizon: int,
         timeframe: str = "1m",
         seed: int = 42,
         train_ratio: float = 0.8,
         calibration_ratio: float = 0.2,
     ) -> None:
-        timeframe_ms(timeframe)
-        self.features = list(features) if features is not None else list(self.default_features)
+        self.features = features
+        self.horizon = horizon
         self.timeframe = timeframe
-        self.horizon = int(horizon) if horizon is not None else self.default_horizon(timeframe)
         self.seed = seed
         self.train_ratio = train_ratio
         self.calibration_ratio = calibration_ratio
-        self.check_horizon(self.horizon, timeframe)
-        self.training_: dict = {}
-        self.performance_: dict = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            BaseModel._by_kind[cls.kind] = cls  # lets `BaseModel.load_artifacts` rebuild any kind
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "estimator_")
 
     # -- what a kind provides ------------------------------------------------------------------------
     @classmethod
     def default_horizon(cls, timeframe: str) -> int:
+        """The horizon this kind uses on `timeframe` when a definition names none."""
         return 5
 
     @classmethod
@@ -95,9 +125,16 @@ class BaseModel(ABC):
         if horizon < 1:
             raise BadInput(f"horizon must be at least 1 bar, got {horizon}")
 
+    def _check_own_params(self) -> None:
+        """A kind's checks of its own hyperparameters (run with `check_params`)."""
+
     @abstractmethod
     def target(self, candles: pd.DataFrame) -> pd.Series:
         """The label of each row, from bars t+1..t+h only (see app.ml.targets)."""
+
+    def baseline_inputs(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
+        """Extra per-row inputs a kind's baselines need, all from bars at or before t (HAR-RV's lags)."""
+        return {}
 
     @abstractmethod
     def _fit_estimator(self, X: np.ndarray, y: np.ndarray) -> None:
@@ -126,31 +163,28 @@ class BaseModel(ABC):
     @abstractmethod
     def _load_estimator(self, path: Path, state: dict) -> None: ...
 
+    def _encode_target(self, y: np.ndarray) -> np.ndarray:
+        """The labels as the estimator learns them (classifiers: 0/1 against `classes_`)."""
+        return np.asarray(y, dtype="float64")
+
     # -- parameters ----------------------------------------------------------------------------------
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        names: list[str] = []
-        for klass in cls.__mro__:
-            init = klass.__dict__.get("__init__")
-            if init is None:
-                continue
-            for p in inspect.signature(init).parameters.values():
-                variadic = p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-                if p.name != "self" and not variadic and p.name not in names:
-                    names.append(p.name)
-        return names
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> BaseModel:
-        unknown = sorted(set(params) - set(self._param_names()))
-        if unknown:
-            known = self._param_names()
-            raise BadInput(f"unknown parameters {unknown} for {type(self).__name__}; known: {known}")
-        for name, value in params.items():
-            setattr(self, name, value)
-        return self
+    def check_params(self) -> None:
+        """Refuse parameters that cannot work (fit and `model_from_definition` call it; `__init__` never)."""
+        timeframe_ms(self.timeframe)
+        features = self.features
+        if isinstance(features, str) or not isinstance(features, Sequence) or not features:
+            raise BadInput(f"features must be a non-empty list of feature names, got {features!r}")
+        if not all(isinstance(f, str) for f in features):
+            raise BadInput(f"features must be names (strings), got {list(features)!r}")
+        horizon = self.horizon
+        if isinstance(horizon, bool) or not isinstance(horizon, numbers.Integral):
+            raise BadInput(f"horizon must be a whole number of bars, got {horizon!r}")
+        self.check_horizon(int(horizon), self.timeframe)
+        for name in ("train_ratio", "calibration_ratio"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real) or not 0.0 < float(value) < 1.0:
+                raise BadInput(f"{name} must be between 0 and 1 (exclusive), got {value!r}")
+        self._check_own_params()
 
     @property
     def hyperparams(self) -> dict[str, Any]:
@@ -162,51 +196,77 @@ class BaseModel(ABC):
         return TIMEFRAME_MS[self.timeframe]
 
     # -- fit -----------------------------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y: Iterable[float], meta: pd.DataFrame | None = None) -> BaseModel:
+    def fit(
+        self, X: pd.DataFrame | np.ndarray, y: Iterable[Any], meta: pd.DataFrame | None = None
+    ) -> BaseModel:
         """Fit on the earlier rows of X and calibrate the confidence on its last slice (embargoed).
 
-        X must be time-ordered with a DatetimeIndex (or `meta['ts_ms']`), so the calibration slice is
-        carved by time; nothing outside X is touched, so a holdout kept apart stays unseen.
+        Nothing outside X is touched, so a holdout kept apart stays unseen. `meta` (the dataset's
+        symbol, time, close and volatility columns) gives the row times and lets the baselines and
+        confidence use them; without it the rows are taken as consecutive bars.
         """
-        X = self._frame(X, self.features)
-        y = np.asarray(y, dtype="float64")
-        if len(y) != len(X) or np.isnan(y).any():
-            raise BadInput("y must have one finite label per row of X (drop unlabelled rows first)")
-        if meta is not None:
-            ts = meta["ts_ms"].to_numpy()
-        elif isinstance(X.index, pd.DatetimeIndex):
-            ts = index_ms(X.index)
-        else:
-            raise BadInput("X needs a DatetimeIndex (or pass meta with ts_ms) to carve the calibration slice")
-        cut = calibration_split(ts, self.horizon, self.bar_ms, self.calibration_ratio)
-        values = X.to_numpy(dtype="float64")
-        self.feature_names_ = list(self.features)
-        self.n_features_in_ = len(self.feature_names_)
+        self.check_params()
+        horizon = int(self.horizon)
+        names, X = self._fit_columns(X)
+        ts = self._row_times(X, meta)
+        values, target = validate_data(self, X, y, dtype="float64", y_numeric=not self.is_classifier)
+        target = self._encode_target(target)
+        if ts is None:
+            ts = np.arange(len(target), dtype="int64") * self.bar_ms
+        try:
+            cut = calibration_split(ts, horizon, self.bar_ms, self.calibration_ratio)
+        except BadInput as exc:
+            raise EstimatorInputError(
+                f"n_samples = {len(target)} rows cannot hold a fit part, an embargo of {horizon} bars and a "
+                f"calibration slice ({exc.message})"
+            ) from None
+        self.feature_names_ = names or [f"x{i}" for i in range(values.shape[1])]
         # One thread: the service trains several models side by side, and OpenMP pools fighting over
         # shared cores run ~10x slower than one thread each.
         with _single_threaded():
-            self._fit_estimator(values[cut.train], y[cut.train])
+            self._fit_estimator(values[cut.train], target[cut.train])
             raw_cal = self._raw(values[cut.holdout])
         cal_meta = meta[cut.holdout] if meta is not None else None
-        calibration = self._calibrate(y[cut.holdout], raw_cal, cal_meta)
+        calibration = self._calibrate(target[cut.holdout], raw_cal, cal_meta)
         self.calibration_ = jsonable(
             {"fit_rows": int(cut.train.sum()), "calibration_rows": int(cut.holdout.sum()),
-             "labels": self._label_stats(y), **calibration}
+             "labels": self._label_stats(target, meta), **calibration}
         )
         return self
 
-    def _label_stats(self, y: np.ndarray) -> dict:
+    def _fit_columns(self, X: Any) -> tuple[list[str] | None, Any]:
+        """The names X's columns stand for, and X restricted to the model's features when it is a frame."""
+        features = list(self.features)
+        if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
+            self.check_features(X.columns, features)
+            return features, X[features]
+        shape = getattr(X, "shape", None)
+        if shape is None and not hasattr(X, "toarray"):
+            shape = np.asarray(X).shape
+        return (features if shape is not None and len(shape) == 2 and shape[1] == len(features) else None), X
+
+    @staticmethod
+    def _row_times(X: Any, meta: pd.DataFrame | None) -> np.ndarray | None:
+        if meta is not None:
+            return meta["ts_ms"].to_numpy(dtype="int64")
+        if isinstance(X, pd.DataFrame) and isinstance(X.index, pd.DatetimeIndex):
+            return index_ms(X.index)
+        return None
+
+    def _label_stats(self, y: np.ndarray, meta: pd.DataFrame | None) -> dict:
         """Statistics of the TRAIN labels the naive baselines use (never the holdout's)."""
         return {"mean": float(np.mean(y)), "majority": int(np.mean(y) >= 0.5)}
 
     def train_on(
-        self, candles_by_symbol: Mapping[str, pd.DataFrame], data_source: str | None = None
+        self,
+        candles_by_symbol: Mapping[str, pd.DataFrame],
+        data_source: str | None = None,
+        *,
+        walk_forward_folds: int = DEFAULT_FOLDS,
     ) -> BaseModel:
-        """The whole template: dataset -> chronological split with embargo -> fit -> holdout metrics."""
-        from app.ml.dataset import build_dataset
-        from app.ml.dissimilarity import attach_reference
-        from app.ml.validation import evaluate_dataset
-
+        """The whole template: dataset -> chronological split with embargo -> walk-forward folds inside
+        the train part (the definition) -> fit on the train part -> holdout metrics (the fitted model)."""
+        self.check_params()
         ds = build_dataset(self, candles_by_symbol)
         split = chronological_split(ds.ts_ms, self.horizon, self.bar_ms, self.train_ratio)
         train, holdout = ds.subset(split.train), ds.subset(split.holdout)
@@ -226,6 +286,7 @@ class BaseModel(ABC):
             "window_end_ms": max(int(index_ms(c.index).max()) for c in candles_by_symbol.values() if len(c)),
         }
         metrics = evaluate_dataset(self, holdout, window=self.training_["window"])
+        metrics["walk_forward"] = walk_forward(self, train, folds=walk_forward_folds)
         self.performance_ = {**metrics, **_seed_aliases(metrics)}
         return self
 
@@ -238,39 +299,33 @@ class BaseModel(ABC):
         days_back: float = 7,
     ) -> BaseModel:
         """Train on the newest stored candles (default: 7 days) of `symbols` (the seed's API)."""
-        from app.data.frames import bars_per_day
-        from app.features import required_warmup
-        from app.ml.backend import get_backend
-
         if timeframe is not None and timeframe != self.timeframe:
-            type(self)(timeframe=timeframe)  # validates the timeframe and its default horizon
+            timeframe_ms(timeframe)
             self.timeframe = timeframe
             if prediction_horizon is None:
                 self.horizon = self.default_horizon(timeframe)
         if prediction_horizon is not None:
-            self.check_horizon(int(prediction_horizon), self.timeframe)
             self.horizon = int(prediction_horizon)
+        self.check_params()
         bars = int(lookback_bars or days_back * bars_per_day(self.timeframe))
         backend = get_backend()
-        warmup = required_warmup(self.features, self.timeframe)
+        warmup = required_warmup(list(self.features), self.timeframe)
         candles = backend.load_window(symbols, self.timeframe, bars + warmup)
         return self.train_on(candles, data_source=backend.data_source_of(candles))
 
     def backtest(self, symbols: Iterable[str], days_back: float = 7, **kwargs: Any) -> dict:
         """Metrics on the newest `days_back` days' holdout not seen in training (see ValidationPipeline)."""
-        from app.ml.validation import ValidationPipeline
-
         return ValidationPipeline(**kwargs).backtest_model(self, symbols=list(symbols), days_back=days_back)
 
     # -- predict -------------------------------------------------------------------------------------
     def _require_fitted(self) -> None:
-        if not hasattr(self, "feature_names_"):
-            raise BadInput(f"{type(self).__name__} is not trained yet; call train(...) or fit(X, y) first")
+        if not self.__sklearn_is_fitted__():
+            raise NotTrained(f"{type(self).__name__} is not trained yet; call train(...) or fit(X, y) first")
 
     def check_features(self, columns: Iterable[str], expected: Iterable[str] | None = None) -> None:
         """Refuse features that differ from those the model was trained on (names, not order)."""
         if expected is None:
-            expected = getattr(self, "feature_names_", self.features)
+            expected = getattr(self, "feature_names_", None) or list(self.features)
         expected = list(expected)
         given = [str(c) for c in columns]
         missing = [f for f in expected if f not in given]
@@ -290,15 +345,36 @@ class BaseModel(ABC):
         self.check_features(X.columns, features)
         return X[features]
 
+    def _validated(self, X: Any) -> np.ndarray:
+        """X checked as scikit-learn checks a matrix at predict time (shape, finite, feature names)."""
+        if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
+            X = self._frame(X, self.feature_names_)
+            if not hasattr(self, "feature_names_in_"):
+                X = X.to_numpy(dtype="float64")
+        return validate_data(self, X, reset=False, dtype="float64")
+
     def outputs(
-        self, X: pd.DataFrame, meta: pd.DataFrame | None = None
+        self, X: pd.DataFrame | np.ndarray, meta: pd.DataFrame | None = None
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """(predictions, stated confidences) for many rows: what validation checks against outcomes."""
+        """(predictions, stated confidences) for many rows: what validation checks against outcomes.
+
+        Classifiers predict the class index (1 = `classes_[1]`, UP or accelerating for the kinds' labels).
+        """
         self._require_fitted()
         values = self._frame(X, self.feature_names_).to_numpy("float64")
         with _single_threaded():
             raw = self._raw(values)
         return self._outputs(raw, meta)
+
+    def _predict_matrix(self, X: Any) -> np.ndarray:
+        self._require_fitted()
+        values = self._validated(X)
+        with _single_threaded():
+            prediction = self._outputs(self._raw(values), None)[0]
+        return self._decode(prediction)
+
+    def _decode(self, prediction: np.ndarray) -> np.ndarray:
+        return prediction
 
     def predict(
         self,
@@ -309,9 +385,9 @@ class BaseModel(ABC):
     ) -> Any:
         """With X alone: an array of predictions (scikit-learn style). With `symbol` and/or
         `current_features` (feature columns, or raw OHLCV candles): the kind's answer for the last row."""
-        self._require_fitted()
         if X is not None and symbol is None and current_features is None:
-            return self.outputs(X)[0]
+            return self._predict_matrix(X)
+        self._require_fitted()
         frame = current_features if current_features is not None else X
         if frame is None:
             if symbol is None:
@@ -329,8 +405,6 @@ class BaseModel(ABC):
 
     def answer(self, features_row: pd.DataFrame, candles: pd.DataFrame | None = None) -> Any:
         """The kind's answer for the last row of `features_row`; `candles` give the close and volatility."""
-        from app.ml.dataset import SCALE_WINDOW, context_frame
-
         self._require_fitted()
         row = self._frame(features_row.iloc[[-1]], self.feature_names_)
         context = None
@@ -351,16 +425,10 @@ class BaseModel(ABC):
         return self._answer(float(prediction[0]), conf, None if context is None else context.iloc[0])
 
     def _answer_from_candles(self, candles: pd.DataFrame) -> Any:
-        from app.ml.dataset import latest_rows
-
         row, context = latest_rows(self, candles)
         return self._answer_row(self._frame(row, self.feature_names_), context)
 
     def _latest(self, symbol: str) -> pd.DataFrame:
-        from app.features import required_warmup
-        from app.ml.backend import get_backend
-        from app.ml.dataset import SCALE_WINDOW
-
         bars = max(required_warmup(self.feature_names_, self.timeframe), SCALE_WINDOW) + 2
         return get_backend().latest_candles(symbol, self.timeframe, bars)
 
@@ -371,31 +439,44 @@ class BaseModel(ABC):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = self._save_estimator(directory / self.artifact_file)
+        names_in = getattr(self, "feature_names_in_", None)
         config = {
             "kind": self.kind, "model_type": self.model_type, "artifact_file": self.artifact_file,
             "description": self.description, "params": self.get_params(), "hyperparams": self.hyperparams,
             "features": self.feature_names_, "horizon": self.horizon, "timeframe": self.timeframe,
-            "calibration": self.calibration_, "training": self.training_, "performance": self.performance_,
-            "estimator": state,
+            "feature_names_in": None if names_in is None else [str(n) for n in names_in],
+            "calibration": self.calibration_, "training": dict(self.training_),
+            "performance": dict(self.performance_), "estimator": state, **self._extra_config(),
         }
         config = jsonable(config)
         json.dumps(config, allow_nan=False)  # fail here, not when STORE writes config.json
         return config
 
+    def _extra_config(self) -> dict:
+        return {}
+
+    def _load_extra(self, config: dict) -> None:
+        """Fitted attributes a family keeps in the config (classifiers: `classes_`)."""
+
     @classmethod
     def load_artifacts(cls, directory: Path, config: dict) -> BaseModel:
         """Rebuild a model from `save_artifacts` output (safe formats only; no pickle)."""
-        klass = cls
-        if cls is BaseModel or config.get("kind") != cls.kind:
-            from app.ml.registry import model_class_for
-
-            klass = model_class_for(config["kind"])
+        klass: type[BaseModel] = cls
+        if cls.__dict__.get("kind") != config.get("kind"):
+            found = BaseModel._by_kind.get(str(config.get("kind")))
+            if found is None:
+                raise BadInput(f"unknown model kind {config.get('kind')!r} in config.json")
+            klass = found
         model = klass(**config["params"])
         model.feature_names_ = list(config["features"])
         model.n_features_in_ = len(model.feature_names_)
+        names_in = config.get("feature_names_in", model.feature_names_)  # older configs: fitted on frames
+        if names_in is not None:
+            model.feature_names_in_ = np.asarray(names_in, dtype=object)
         model.calibration_ = dict(config.get("calibration") or {})
         model.training_ = dict(config.get("training") or {})
         model.performance_ = dict(config.get("performance") or {})
+        model._load_extra(config)
         model._load_estimator(Path(directory) / klass.artifact_file, dict(config.get("estimator") or {}))
         return model
 

@@ -18,12 +18,14 @@ import pandas as pd
 from app.core.errors import BadInput
 from app.data.frames import OHLCV, index_ms
 from app.features import compute_features, is_scale_free, required_warmup
+from app.ml.context import SCALE_WINDOW, context_frame
 from app.ml.targets import past_label
 
 if TYPE_CHECKING:
     from app.ml.base import BaseModel
 
-SCALE_WINDOW = 60  # bars of past 1-bar log returns behind `scale`, the current volatility per bar
+__all__ = ["SCALE_WINDOW", "Dataset", "build_dataset", "check_scale_free", "context_frame", "latest_rows"]
+
 META_COLUMNS = ["symbol", "ts_ms", "close", "scale", "past_label"]
 
 _ALTERNATIVES = {
@@ -84,13 +86,6 @@ def check_candles(symbol: str, candles: pd.DataFrame) -> None:
         )
 
 
-def context_frame(candles: pd.DataFrame) -> pd.DataFrame:
-    """What an answer needs besides the features: the close and the current per-bar volatility `scale`."""
-    close = candles["close"].astype("float64")
-    scale = np.log(close).diff().rolling(SCALE_WINDOW, min_periods=SCALE_WINDOW // 3).std()
-    return pd.DataFrame({"close": close, "scale": scale}, index=candles.index)
-
-
 def _whole_label_window(candles: pd.DataFrame, h: int, bar_ms: int) -> np.ndarray:
     """True where the h rows after t are the h bars after t: no candle is missing inside the label window.
 
@@ -110,16 +105,22 @@ def build_dataset(model: BaseModel, candles_by_symbol: Mapping[str, pd.DataFrame
         raise BadInput("no symbols given; pass at least one symbol's candles")
     features = list(model.features)
     check_scale_free(features)
+    horizon = int(model.horizon)
     warmup = required_warmup(features, model.timeframe)
     parts = []
+    extra: list[str] = []
     for symbol in sorted(candles_by_symbol):
         candles = candles_by_symbol[symbol]
         check_candles(symbol, candles)
         frame = compute_features(candles, features)
-        label = model.target(candles).where(_whole_label_window(candles, model.horizon, model.bar_ms))
+        label = model.target(candles).where(_whole_label_window(candles, horizon, model.bar_ms))
         frame["__y"] = label.to_numpy()
         frame = frame.join(context_frame(candles))
-        frame["past_label"] = past_label(label, model.horizon).to_numpy()
+        frame["past_label"] = past_label(label, horizon).to_numpy()
+        inputs = model.baseline_inputs(candles)
+        extra = list(inputs)
+        for name, column in inputs.items():
+            frame[name] = column.to_numpy()
         frame["symbol"] = symbol
         frame["ts_ms"] = index_ms(candles.index)
         frame = frame.iloc[warmup:]
@@ -127,20 +128,21 @@ def build_dataset(model: BaseModel, candles_by_symbol: Mapping[str, pd.DataFrame
     pooled = pd.concat(parts).sort_index(kind="stable")
     if pooled.empty:
         raise BadInput(
-            f"no labelled rows: each symbol needs more than {warmup} warm-up + {model.horizon} horizon "
+            f"no labelled rows: each symbol needs more than {warmup} warm-up + {horizon} horizon "
             f"candles of {model.timeframe}"
         )
-    return Dataset(X=pooled[features], y=pooled["__y"].to_numpy(dtype="float64"), meta=pooled[META_COLUMNS])
+    meta = pooled[META_COLUMNS + extra]
+    return Dataset(X=pooled[features], y=pooled["__y"].to_numpy(dtype="float64"), meta=meta)
 
 
 def latest_rows(model: BaseModel, candles: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Features and context of the newest candle, for serving; refuses when the warm-up is not covered."""
     check_candles("the request", candles)
-    warmup = required_warmup(model.features, model.timeframe)
+    warmup = required_warmup(list(model.features), model.timeframe)
     if len(candles) <= warmup:
         raise BadInput(
             f"{len(candles)} candles are not enough for features {model.features}: need more than "
             f"{warmup} (the warm-up) of {model.timeframe}"
         )
-    features = compute_features(candles.iloc[-(warmup + 1):], model.features)
+    features = compute_features(candles.iloc[-(warmup + 1):], list(model.features))
     return features.iloc[[-1]], context_frame(candles.iloc[-(SCALE_WINDOW + 1):]).iloc[[-1]]

@@ -1,7 +1,6 @@
-"""Drift (DESIGN 6): the accuracy (skill) drop that flags a model, feature drift, and the retrain verdict.
+"""Feature drift (DESIGN 6), recorded beside the skill drift of `app.ml.lifecycle.drift_verdict`.
 
-Pure functions over metrics dicts and feature frames; the cycle's drift job feeds them and records the
-numbers they return.
+Pure functions over feature frames; the cycle's drift job feeds them and records the numbers they return.
 
 Feature drift uses the population stability index (PSI) of each feature between the model's training
 window and the last 24 hours. 1-minute features are strongly autocorrelated and the market changes
@@ -15,62 +14,15 @@ day-to-day distances (and never below `floor`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-ACCURACY_DRIFT_THRESHOLD = 0.05
 PSI_BINS = 10
 PSI_FACTOR = 1.5
 PSI_FLOOR = 0.10
 DAY_BARS_1M = 1440
-
-
-def metric(metrics: Mapping[str, Any] | None, name: str) -> float | None:
-    """A metric by its DESIGN name, accepting the `backtest_` prefix metadata.json uses."""
-    if not metrics:
-        return None
-    for key in (name, f"backtest_{name}"):
-        value = metrics.get(key)
-        if isinstance(value, int | float) and math.isfinite(float(value)):
-            return float(value)
-    return None
-
-
-@dataclass(frozen=True)
-class AccuracyDrift:
-    metric: str  # accuracy (classifiers) | skill (regressors)
-    backtest: float | None
-    live: float | None
-    drop: float | None
-    threshold: float
-    flagged: bool
-    reason: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def accuracy_drift(
-    backtest: Mapping[str, Any],
-    live: Mapping[str, Any],
-    *,
-    is_classifier: bool,
-    threshold: float = ACCURACY_DRIFT_THRESHOLD,
-) -> AccuracyDrift:
-    """Flag when the validation accuracy (skill for regressors) minus the live one exceeds `threshold`."""
-    name = "accuracy" if is_classifier else "skill"
-    before, now = metric(backtest, name), metric(live, name)
-    if before is None or now is None:
-        return AccuracyDrift(name, before, now, None, threshold, False, f"no {name} to compare")
-    drop = before - now
-    flagged = drop > threshold
-    verb = "exceeds" if flagged else "within"
-    reason = f"{name} {before:.4f} at validation, {now:.4f} live: drop {drop:+.4f} {verb} {threshold}"
-    return AccuracyDrift(name, before, now, round(drop, 6), threshold, flagged, reason)
 
 
 def psi(reference: np.ndarray, current: np.ndarray, bins: int = PSI_BINS) -> float:
@@ -128,29 +80,3 @@ def feature_drift(
             "drifted": drifted,
         }
     return out
-
-
-@dataclass(frozen=True)
-class RetrainVerdict:
-    metric: str  # f1 (classifiers) | rmse (regressors)
-    old: float | None
-    new: float | None
-    promote: bool
-    reason: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def retrain_verdict(old: Mapping[str, Any], new: Mapping[str, Any], *, is_classifier: bool) -> RetrainVerdict:
-    """Promote the retrained version only if strictly better on the same holdout: F1 up, or RMSE down."""
-    name = "f1" if is_classifier else "rmse"
-    before, after = metric(old, name), metric(new, name)
-    if after is None:
-        return RetrainVerdict(name, before, after, False, f"the retrained version has no {name}")
-    if before is None:
-        return RetrainVerdict(name, before, after, True, f"the old version has no {name} on the holdout")
-    better = after > before if is_classifier else after < before
-    word = "better" if better else "not better"
-    reason = f"{name} {after:.5f} (new) vs {before:.5f} (old) on the same holdout: {word}"
-    return RetrainVerdict(name, before, after, better, reason)

@@ -7,32 +7,65 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 
 from app.ml.base import BaseModel
 from app.ml.calibration import platt_apply, platt_fit
+from app.ml.errors import EstimatorInputError
 
 
-class ClassifierModel(BaseModel):
+class ClassifierModel(ClassifierMixin, BaseModel):
     """Binary kinds. Confidence = Platt-calibrated probability of the answered class.
 
     The calibrator maps the estimator's raw score to P(class 1) and is fitted on the calibration slice at
     the end of the train part (after an embargo), never on the fit rows or the holdout. The answered class
     is the one with probability >= 0.5, so a confidence is always in [0.5, 1]; validation checks it with a
     reliability table (stated vs observed frequency per bin) on the holdout.
+    Labels may be any two values (`classes_`, sorted); the kinds' own targets are 0.0 / 1.0, class 1
+    being UP or accelerating.
     """
 
     is_classifier = True
     labels: ClassVar[tuple[str, str]]  # answer for class 0, class 1
     answer_key: ClassVar[str]
-    baseline_names = ("majority", "last_move")
+    baseline_names = ("majority", "last_move", "base_rate")
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    def _encode_target(self, y: np.ndarray) -> np.ndarray:
+        check_classification_targets(y)
+        classes = np.unique(y)
+        if len(classes) > 2:
+            raise EstimatorInputError(
+                f"Only binary classification is supported. The type of the target is {type_of_target(y)}: "
+                f"{type(self).__name__} needs y with exactly 2 classes, got {len(classes)}"
+            )
+        if len(classes) < 2:
+            raise EstimatorInputError(
+                f"{type(self).__name__} needs y with 2 classes, got 1 class ({classes.tolist()}): "
+                "nothing to learn"
+            )
+        self.classes_ = classes
+        return (np.asarray(y) == classes[1]).astype("float64")
+
+    def _decode(self, prediction: np.ndarray) -> np.ndarray:
+        return self.classes_[np.asarray(prediction, dtype="int64")]
 
     def _calibrate(self, y: np.ndarray, raw: np.ndarray, meta: pd.DataFrame | None) -> dict:
+        if y.min() == y.max():
+            raise EstimatorInputError(
+                "the calibration slice holds one class only; train on a longer window so both occur"
+            )
         return {"method": "platt", **platt_fit(raw, y)}
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Calibrated [P(class 0), P(class 1)] per row."""
+    def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Calibrated [P(classes_[0]), P(classes_[1])] per row."""
         self._require_fitted()
-        raw = self._raw(self._frame(X, self.feature_names_).to_numpy("float64"))
+        raw = self._raw(self._validated(X))
         p1 = platt_apply(raw, self.calibration_)
         return np.column_stack([1.0 - p1, p1])
 
@@ -48,8 +81,14 @@ class ClassifierModel(BaseModel):
     def _answer(self, prediction: float, confidence: float | None, context: pd.Series | None) -> dict:
         return {self.answer_key: self.labels[int(prediction)], "confidence": confidence}
 
+    def _extra_config(self) -> dict:
+        return {"classes": self.classes_.tolist()}
 
-class RegressorModel(BaseModel):
+    def _load_extra(self, config: dict) -> None:
+        self.classes_ = np.asarray(config.get("classes", [0.0, 1.0]))
+
+
+class RegressorModel(RegressorMixin, BaseModel):
     """Continuous kinds; `hits` says whether the outcome fell inside the band the confidence is about."""
 
     band: ClassVar[str] = ""

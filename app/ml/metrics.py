@@ -58,21 +58,6 @@ def regressor_skill(rmse: float, baseline_rmse: float) -> float:
     return float(1.0 - rmse / baseline_rmse) if baseline_rmse > 0 else 0.0
 
 
-def loss_difference_tstat(loss_baseline: np.ndarray, loss_model: np.ndarray, block: int) -> float:
-    """t statistic of mean(loss_b - loss_m) using means of consecutive blocks of `block` rows.
-
-    Overlapping h-bar labels make neighbouring rows dependent; block means of at least h rows are close
-    to independent, so |t| > 2 is a real difference and not label overlap (a Diebold-Mariano-style test).
-    """
-    d = np.asarray(loss_baseline, dtype="float64") - np.asarray(loss_model, dtype="float64")
-    n_blocks = len(d) // max(1, block)
-    if n_blocks < 2:
-        return 0.0
-    means = d[: n_blocks * block].reshape(n_blocks, -1).mean(axis=1)
-    sd = means.std(ddof=1)
-    return float(means.mean() / (sd / np.sqrt(n_blocks))) if sd > 0 else 0.0
-
-
 def reliability_table(stated: np.ndarray, hit: np.ndarray, edges: np.ndarray) -> dict:
     """Per bin of stated confidence: rows, mean stated, observed frequency of the event.
 

@@ -1,7 +1,12 @@
 """Ranking (DESIGN 6): score = 100 x skill; at most 5 active, always each kind's champion; prune to 7.
 
-Pure: takes plain entries, returns a plan. The cycle's rank job applies the plan to the database, so the
-rules can be tested (and explained) without a database, a store or a queue.
+Pure: takes plain entries (and the champions `app.ml.lifecycle.champion_decision` chose on paired
+tests), returns a plan. The cycle's rank job applies the plan to the database, so the rules can be tested
+(and explained) without a database, a store or a queue.
+
+`/predict/<kind>` serves the active model of that kind that ranks first by (score, newer, name). A
+champion kept on evidence may score below a challenger by noise, so an extra active place never goes to a
+model that would outrank its kind's champion: what serves is always the champion the tests chose.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class RankEntry:
     status: str
     score: float | None
     created_ts: datetime | None = None
+    family: str | None = None
 
 
 @dataclass
@@ -47,9 +53,12 @@ class RankingPlan:
     champions: dict[str, str] = field(default_factory=dict)  # kind -> name
     active: list[str] = field(default_factory=list)
     archive: dict[str, str] = field(default_factory=dict)  # name -> reason
+    supersede: dict[str, str] = field(default_factory=dict)  # name -> reason (replaced by its newer fit)
     keep_candidate: list[str] = field(default_factory=list)
 
     def status_of(self, name: str) -> str | None:
+        if name in self.supersede:
+            return "superseded"
         if name in self.archive:
             return "archived"
         if name in self.active:
@@ -66,6 +75,14 @@ def _sort_key(entry: RankEntry) -> tuple[float, float, str]:
     return (-score, -created, entry.name)
 
 
+def serving_champions(entries: Iterable[RankEntry]) -> dict[str, str]:
+    """kind -> the active model `/predict/<kind>` serves now: the first active one by (score, newer, name)."""
+    champions: dict[str, str] = {}
+    for entry in sorted((e for e in entries if e.status == "active"), key=_sort_key):
+        champions.setdefault(entry.kind, entry.name)
+    return champions
+
+
 class ModelRanker:
     """Applies DESIGN 6 to a set of models; `get_top_models`/`get_to_replace` keep the seed's calls."""
 
@@ -79,30 +96,45 @@ class ModelRanker:
         self.archive_batch = archive_batch
         self._last: RankingPlan | None = None
 
-    def plan(self, entries: Iterable[RankEntry]) -> RankingPlan:
+    def plan(self, entries: Iterable[RankEntry], champions: Mapping[str, str] | None = None) -> RankingPlan:
         """Rank candidates and active models (others are ignored) and decide every status.
 
-        Champions (the best of each kind) are active first; the remaining active slots go to the best
-        scores. An active model that falls out of the active set is archived (DESIGN: active ->
-        archived). Then, while more than `max_kept` are not archived, the lowest `archive_batch`
-        non-active ones are archived; champions and active models never are.
+        `champions` (kind -> name) are the champions chosen on evidence; a kind without one gets its best
+        score. Champions are active first; the remaining active slots go to the best scores that do not
+        outrank their kind's champion. An active model that falls out of the active set is superseded
+        when a newer model of its family is active, else archived. Then, while more than `max_kept` are
+        not archived, the lowest `archive_batch` non-active ones are archived; champions and active models
+        never are.
         """
         ranked = sorted((e for e in entries if e.status in RANKED_STATUSES), key=_sort_key)
+        names = {e.name for e in ranked}
         plan = RankingPlan(order=[(e.name, e.score) for e in ranked])
+        for kind, name in (champions or {}).items():
+            if name in names:
+                plan.champions[kind] = name
         for entry in ranked:
             plan.champions.setdefault(entry.kind, entry.name)
-        champions = [e for e in ranked if plan.champions[e.kind] == e.name]
-        active = [e.name for e in champions][: self.max_active]
+        position = {e.name: i for i, e in enumerate(ranked)}
+        champion_rows = [e for e in ranked if plan.champions[e.kind] == e.name]
+        active = [e.name for e in champion_rows][: self.max_active]
         for entry in ranked:
             if len(active) >= self.max_active:
                 break
-            if entry.name not in active:
+            outranks_champion = position[entry.name] < position[plan.champions[entry.kind]]
+            if entry.name not in active and not outranks_champion:
                 active.append(entry.name)
         plan.active = [e.name for e in ranked if e.name in active]
+        by_name = {e.name: e for e in ranked}
         for entry in ranked:
             if entry.status == "active" and entry.name not in active:
-                plan.archive[entry.name] = f"out of the top {self.max_active} active models"
-        spare = [e for e in ranked if e.name not in active and e.name not in plan.archive]
+                newer = next((n for n in plan.active if entry.family and by_name[n].family == entry.family),
+                             None)
+                if newer is not None:
+                    plan.supersede[entry.name] = f"replaced by {newer}, its definition's newer fit"
+                else:
+                    plan.archive[entry.name] = f"out of the top {self.max_active} active models"
+        gone = set(plan.archive) | set(plan.supersede)
+        spare = [e for e in ranked if e.name not in active and e.name not in gone]
         kept = len(active) + len(spare)
         while kept > self.max_kept and spare:
             batch = spare[-self.archive_batch :]

@@ -8,11 +8,16 @@ from typing import Any
 import pandas as pd
 
 from app.core.errors import BadInput
+from app.data.frames import OHLCV
+from app.features import required_warmup
+from app.ml.backend import get_backend
 from app.ml.base import BaseModel
 from app.ml.registry import model_class_for
+from app.ml.walk_forward import DEFAULT_FOLDS
 
 _DEF_KEYS = {
     "type", "kind", "name", "config", "features", "horizon", "timeframe", "data_source", "description",
+    "walk_forward_folds",
 }
 
 
@@ -29,11 +34,23 @@ def model_from_definition(model_def: Mapping[str, Any]) -> BaseModel:
     for key in ("features", "horizon", "timeframe"):
         if model_def.get(key) is not None:
             params[key] = model_def[key]
-    allowed = cls._param_names()
+    allowed = cls._get_param_names()
     wrong = sorted(set(params) - set(allowed))
     if wrong:
         raise BadInput(f"{cls.__name__} has no parameters {wrong}; it takes {allowed}")
-    return cls(**params)
+    if params.get("horizon") is None and params.get("timeframe") is not None:
+        params["horizon"] = cls.default_horizon(str(params["timeframe"]))  # one hour of 5m bars, ...
+    model = cls(**params)
+    model.check_params()
+    return model
+
+
+def folds_of(model_def: Mapping[str, Any]) -> int:
+    """The definition's walk-forward folds K (DESIGN 5: 4 unless it says otherwise; 0 turns them off)."""
+    value = model_def.get("walk_forward_folds", DEFAULT_FOLDS)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadInput(f"walk_forward_folds must be a whole number >= 0, got {value!r}")
+    return value
 
 
 class TrainingPipeline:
@@ -50,25 +67,20 @@ class TrainingPipeline:
         definition's `data_source`, else the stored candles' source when they came from the store, else
         `unknown` (candles handed in are not looked up: this path needs no database).
         """
-        from app.ml.backend import get_backend
-
         model = model_from_definition(model_def)
+        folds = folds_of(model_def)
         candles = self._as_candles(model, model_def, training_data)
         from_store = candles is not training_data
         source = model_def.get("data_source") or (
             get_backend().data_source_of(candles) if from_store else "unknown"
         )
-        return model.train_on(candles, data_source=source)
+        return model.train_on(candles, data_source=source, walk_forward_folds=folds)
 
     @staticmethod
     def _as_candles(
         model: BaseModel, model_def: Mapping[str, Any], training_data: Mapping[str, pd.DataFrame]
     ) -> Mapping[str, pd.DataFrame]:
         """`training_data` itself when it holds candles; else the stored candles behind its feature frames."""
-        from app.data.frames import OHLCV
-        from app.features import required_warmup
-        from app.ml.backend import get_backend
-
         feature_frames = {s: f for s, f in training_data.items() if not set(OHLCV) <= set(f.columns)}
         if not feature_frames:
             return training_data
@@ -76,13 +88,11 @@ class TrainingPipeline:
         if not model_def.get("features"):
             columns = list(dict.fromkeys(c for f in feature_frames.values() for c in f.columns))
             model.set_params(features=columns)
-        warmup = required_warmup(model.features, model.timeframe)
+        warmup = required_warmup(list(model.features), model.timeframe)
         for symbol, frame in feature_frames.items():
             frames[symbol] = get_backend().candles_for_features(symbol, frame, model.timeframe, warmup)
         return frames
 
     def save_model(self, name: str, model: BaseModel) -> str:
         """Save through the store (atomic, hashed, recorded); returns the stored model's name."""
-        from app.ml.backend import get_backend
-
         return get_backend().save_model(model, name)

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 CLASSIFIER_METRICS = ("accuracy", "precision", "recall", "f1")
 REGRESSOR_METRICS = ("rmse", "mae", "r2")
+# DESIGN 5: every skill with its interval and effective n, proper scores, the walk-forward folds
+EVIDENCE = ("skill_interval", "beats_baseline", "n_effective", "intervals", "walk_forward", "score")
+PROPER = {True: ("log_loss", "brier", "brier_skill", "accuracy_skill", "roc_auc"), False: ("qlike",)}
 TARGETS = {
     "direction": "whether the close {h} bars ahead is above the current close (UP) or not (DOWN)",
     "risk": "the largest move of the price away from the current close, either way, over the next {h} bars, "
@@ -59,6 +62,9 @@ def baseline_of(performance: dict[str, Any], is_classifier: bool) -> dict[str, A
     value = performance.get(f"baseline_{metric}")
     if not isinstance(name, str):  # a bare figure, as some callers give it
         name, value = None, name if value is None else value
+    if is_classifier and performance.get("baseline_brier") is not None:  # skill is on Brier (DESIGN 5)
+        return {"name": name, "brier": performance["baseline_brier"],
+                "accuracy_baseline": performance.get("accuracy_baseline"), "accuracy": value}
     return {"name": name, metric: value}
 
 
@@ -71,6 +77,9 @@ def headline_performance(performance: dict[str, Any], is_classifier: bool, windo
     block["baseline"] = baseline_of(performance, is_classifier)
     block["skill"] = performance.get("skill")
     block["window"] = _pick(performance, "window", "backtest_window") or window
+    for key in EVIDENCE + PROPER[is_classifier]:
+        if key in performance:
+            block[key] = performance[key]
     return jsonable(block)
 
 
@@ -105,6 +114,10 @@ def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else ("n/a" if value is None else str(value))
 
 
+def _interval(interval: Any) -> str:
+    return "n/a" if not interval or None in interval else f"[{interval[0]:.4f}, {interval[1]:.4f}]"
+
+
 def readme_for(record: ModelRecord, model: BaseModel) -> str:
     """README.md of a model directory: what it predicts, from what, and how well, in words."""
     training, horizon = record.training, getattr(model, "horizon", "?")
@@ -129,9 +142,11 @@ def readme_for(record: ModelRecord, model: BaseModel) -> str:
         f"{_fmt(training.get('train_start'))} to {_fmt(training.get('train_end'))}; chronological split "
         f"{training.get('train_ratio', 'n/a')} train / {training.get('validation_ratio', 'n/a')} holdout "
         "with an embargo of at least the horizon.",
-        f"- **Holdout**: {metric} {_fmt(value)} against {_fmt(baseline[metric])} for the best naive "
-        f"baseline ({baseline['name'] or 'unnamed'}); skill {_fmt(perf.get('skill'))} (the share of the "
-        "baseline's error removed; 0 = no better, negative = worse).",
+        f"- **Holdout**: {metric} {_fmt(value)} against {_fmt(baseline[metric])} for the naive "
+        f"baseline ({baseline['name'] or 'unnamed'}); skill {_fmt(perf.get('skill'))} "
+        f"(95% interval {_interval(perf.get('skill_interval'))}; the share of the strongest baseline's "
+        "error removed, on a proper score: 0 = no better, negative = worse): it "
+        f"{'beats' if perf.get('beats_baseline') else 'does not beat'} its baseline.",
         "",
         "Files: the model in a safe format (`" + model.artifact_file + "`), `config.json` (features, "
         "hyperparameters, calibration) and `metadata.json`. Their SHA-256 are recorded in the database and "

@@ -235,6 +235,7 @@ def answer_with(entry: CachedModel, inputs: Inputs, symbol: str | None) -> dict[
         "input_source": inputs.source,
         "out_of_distribution": ood,
         "dissimilarity_index": di,
+        **entry.evidence,
     }
 
 

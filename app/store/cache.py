@@ -60,6 +60,9 @@ def notify_models_changed(name: str, status: str, reason: str = "status_change")
         log.warning("model_change_not_published", model=name, error=str(exc))
 
 
+EVIDENCE = ("skill", "skill_interval", "beats_baseline")  # DESIGN 8: in every predict answer
+
+
 @dataclass(frozen=True)
 class CachedModel:
     """A loaded model plus what answers need, read once at load time."""
@@ -77,6 +80,7 @@ class CachedModel:
     fingerprint: str
     model: Any = field(repr=False)
     dissimilarity: DissimilarityIndex | None = field(default=None, repr=False)
+    evidence: dict[str, Any] = field(default_factory=dict)  # skill, skill_interval, beats_baseline
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,7 @@ class ModelCache:
             fingerprint=_fingerprint(record),
             model=model,
             dissimilarity=reference_of(model),
+            evidence={k: (record.performance or {}).get(k) for k in EVIDENCE},
         )
 
     def reload(self, reason: str = "manual") -> Snapshot:

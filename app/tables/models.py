@@ -11,7 +11,7 @@ from sqlmodel import Field, SQLModel
 MODEL_STATUSES = ("candidate", "active", "archived", "superseded", "failed")
 MODEL_EVENTS = (
     "trained", "validated", "promoted", "archived", "superseded", "rejected", "flagged", "failed",
-    "status_changed",
+    "status_changed", "needs_tuning",
 )
 
 

@@ -39,6 +39,9 @@ def test_one_model_shows_its_metadata(ctx: dict) -> None:
     assert r.status_code == 200 and body["type"] == "xgboost" and body["kind"] == "direction"
     assert body["feature_count"] == len(body["features"]) > 0 and body["champion"] is True
     assert "live_performance" in body and body["training"]["data_source"] == "simulated"
+    lo, hi = body["skill_interval"]
+    assert lo <= body["skill"] <= hi and body["beats_baseline"] is (lo > 0)
+    assert body["performance"]["walk_forward"]["k"] == 4 and "intervals" in body["performance"]
 
 
 def test_unknown_model_is_404(ctx: dict) -> None:

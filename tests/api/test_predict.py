@@ -42,6 +42,9 @@ def test_direction_champion_answers_from_stored_candles(setup: dict, trained: Tr
     assert datetime.fromisoformat(body["as_of"]) == datetime.fromtimestamp(last_ts / 1000, UTC)
     assert body["data_source"] == "simulated" and body["input_source"] == "stored_candles"
     assert isinstance(body["out_of_distribution"], bool) and body["dissimilarity_index"] >= 0
+    perf = trained.models["direction_small"].performance_
+    assert body["skill"] == pytest.approx(perf["skill"]) and body["skill_interval"] == perf["skill_interval"]
+    assert body["beats_baseline"] is perf["beats_baseline"]
 
 
 def _own_answer(trained: Trained, family: str, symbol: str):  # noqa: ANN202

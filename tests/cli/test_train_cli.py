@@ -51,7 +51,11 @@ def test_train_saves_a_candidate_and_prints_it_beside_its_baselines(candle_store
     assert record.training["symbols"] == SYMBOLS
     assert "baseline: majority" in output and "baseline: last_move" in output
     assert f"{record.performance['accuracy']:.4f}" in output
-    assert f"{record.performance['skill']:.4f}" in output
+    perf = record.performance
+    assert f"{perf['skill']:.4f} [{perf['skill_interval'][0]:.4f}, {perf['skill_interval'][1]:.4f}]" in output
+    assert ("does not beat its baseline" in output) is not perf["beats_baseline"]
+    assert f"effective n {perf['n_effective']}" in output and "log_loss" in output and "brier" in output
+    assert "walk-forward: 4 expanding folds" in output
     assert "stated confidence vs observed" in output and "trading backtest" in output
 
 
@@ -60,7 +64,7 @@ def test_train_regressor_prints_rmse_against_its_baselines(candle_store: Path) -
                   "--config", json.dumps({"max_iter": 15}))
     assert result.exit_code == 0, result.output
     [record] = list_models(kind="volatility")
-    assert "baseline: persistence" in result.output and "rmse" in result.output
+    assert "baseline: har_rv" in result.output and "qlike" in result.output
     assert f"{record.performance['rmse']:.6f}" in result.output
     assert "coverage" in result.output and "trading backtest" not in result.output
 
@@ -71,7 +75,7 @@ def test_backtest_prints_metrics_baselines_reliability_and_trading(candle_store:
     result = _run("backtest", name, "--days", "1", "--fee-bps", "5")
     assert result.exit_code == 0, result.output
     assert f"{name}: backtest" in result.output and "baseline: majority" in result.output
-    assert "skill over the best baseline" in result.output
+    assert "skill over the strongest baseline (base_rate" in result.output
     assert "fees 5.0 bps" in result.output and "buy and hold" in result.output
 
 
@@ -84,6 +88,8 @@ def test_models_lists_and_filters(candle_store: Path) -> None:
     assert name not in _run("models", "--kind", "risk").output
     as_json = json.loads(_run("models", "--status", "candidate", "--json").output)
     assert [row["name"] for row in as_json] == [name]
+    assert as_json[0]["skill_interval"] == get_model(name).performance["skill_interval"]
+    assert as_json[0]["beats_baseline"] in (True, False) and "beats" in listed.output
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Drift: a model trained on one regime meets another -> flagged, retrained, decided on the same holdout."""
+"""Drift: a model trained on one regime meets another -> flagged on a significant skill drop, retrained,
+decided by a paired test on the same fresh rows."""
 
 from __future__ import annotations
 
@@ -55,15 +56,16 @@ def test_regime_change_flags_the_model_and_the_better_retrain_is_promoted() -> N
 
     drift = done.results["drift"][old]
     assert drift["flagged"], drift
-    assert drift["accuracy"]["drop"] > 0.05
+    assert drift["skill"]["drop"] > 0.05 and drift["skill"]["p_value"] < 0.05
     assert set(drift["feature_drift"]) == {"returns", "returns_5", "rsi_14"}
     flagged = [e for e in events if e.event == "flagged"]
-    assert [e.model_name for e in flagged] == [old] and flagged[0].numbers["live"] < flagged[0].numbers[
-        "backtest"
-    ]
+    assert [e.model_name for e in flagged] == [old]
+    numbers = flagged[0].numbers
+    assert numbers["live_skill"] < numbers["validation_skill"] and numbers["test"] == "skill_drop_t"
+    assert numbers["n_effective"] > 10 and numbers["start_ms"] < numbers["end_ms"]
     retrain = done.results["retrains"][old]
-    assert retrain["outcome"] == "promoted"
-    assert retrain["metric"] == "f1" and retrain["new"] > retrain["old"]
+    assert retrain["outcome"] == "promoted" and retrain["replace"]
+    assert retrain["test"]["test"] == "diebold_mariano_hac" and retrain["test"]["p_value"] >= 0.05
     new = retrain["new_model"]
     assert records[new].version == records[old].version + 1
     assert records[new].status == "active" and records[old].status == "superseded"
@@ -74,7 +76,7 @@ def test_regime_change_flags_the_model_and_the_better_retrain_is_promoted() -> N
     )
 
 
-def test_retrain_that_is_not_better_on_the_same_holdout_is_rejected_and_the_old_model_stays() -> None:
+def test_retrain_that_is_significantly_worse_on_the_same_rows_is_rejected_and_the_old_model_stays() -> None:
     history, old = _first_cycle()
     # 20 h of the other regime (the drift check sees mostly that), then the old regime returns: the
     # retrain learns the other regime, while the fresh holdout (the newest ~5 h) favours the old model
@@ -86,7 +88,7 @@ def test_retrain_that_is_not_better_on_the_same_holdout_is_rejected_and_the_old_
     assert done.results["drift"][old]["flagged"]
     retrain = done.results["retrains"][old]
     assert retrain["outcome"] == "rejected", retrain
-    assert retrain["new"] <= retrain["old"]
+    assert retrain["new_skill"] < retrain["old_skill"] and retrain["test"]["p_value"] < 0.05
     assert records[old].status == "active"
     assert records[retrain["new_model"]].status == "archived"
     rejected = {e.model_name for e in events if e.event == "rejected"}

@@ -1,11 +1,11 @@
-"""The pure rules: DESIGN 6 ranking, the drift flag, feature drift calibration and the retrain verdict."""
+"""The pure rules: DESIGN 6 ranking counts and feature drift calibration (decision rules: tests/ml)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from app.ml.drift import accuracy_drift, feature_drift, retrain_verdict
+from app.ml.drift import feature_drift
 from app.ml.ranking import ModelRanker, RankEntry
 
 
@@ -30,12 +30,6 @@ def test_ranking_archives_lowest_two_when_more_than_seven_and_drops_out_of_top_a
     assert plan.keep_candidate == ["m5"]
 
 
-def test_accuracy_drift_flags_only_a_drop_above_five_points() -> None:
-    assert accuracy_drift({"accuracy": 0.60}, {"accuracy": 0.54}, is_classifier=True).flagged
-    assert not accuracy_drift({"accuracy": 0.60}, {"accuracy": 0.56}, is_classifier=True).flagged
-    assert accuracy_drift({"skill": 0.10}, {"skill": 0.02}, is_classifier=False).metric == "skill"
-
-
 def test_feature_drift_is_quiet_on_autocorrelated_data_of_the_same_process_and_fires_on_a_shift() -> None:
     rng = np.random.default_rng(0)
     n = 1440 * 6
@@ -47,10 +41,3 @@ def test_feature_drift_is_quiet_on_autocorrelated_data_of_the_same_process_and_f
     shifted = pd.DataFrame({"f": x[1440 * 5 :] + 4 * x.std()})
     assert not feature_drift(train, same)["f"]["drifted"]
     assert feature_drift(train, shifted)["f"]["drifted"]
-
-
-def test_retrain_verdict_uses_f1_for_classifiers_and_rmse_for_regressors() -> None:
-    assert retrain_verdict({"f1": 0.5}, {"f1": 0.6}, is_classifier=True).promote
-    assert not retrain_verdict({"f1": 0.6}, {"f1": 0.6}, is_classifier=True).promote
-    assert retrain_verdict({"rmse": 2.0}, {"rmse": 1.5}, is_classifier=False).promote
-    assert not retrain_verdict({"rmse": 1.5}, {"rmse": 2.0}, is_classifier=False).promote

@@ -121,9 +121,14 @@ def test_non_scale_free_features_are_refused_with_alternatives(random_walk) -> N
     assert "['close', 'atr_14']" in err.value.message and "natr_14" in err.value.message
 
 
-def test_direction_horizon_outside_one_to_five_is_refused() -> None:
+def test_direction_horizon_outside_one_to_five_is_refused_when_fitted_or_built() -> None:
+    from app.ml.training import model_from_definition
+
+    model = MODEL_KINDS["direction"](horizon=6)  # scikit-learn convention: __init__ only stores
     with pytest.raises(BadInput, match="1..5"):
-        MODEL_KINDS["direction"](horizon=6)
+        model.fit(np.zeros((50, len(model.features))), np.arange(50) % 2)
+    with pytest.raises(BadInput, match="1..5"):
+        model_from_definition({"kind": "direction", "horizon": 6})
 
 
 def test_price_scaler_is_fitted_on_the_fit_rows_only(rw_models, random_walk) -> None:

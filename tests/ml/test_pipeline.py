@@ -22,7 +22,7 @@ def test_train_model_builds_the_seed_definition_and_validates_it(random_walk) ->
     perf = model.performance_
     assert {"accuracy", "precision", "recall", "f1", "roc_auc", "baselines", "skill", "score", "trading",
             "reliability", "backtest_accuracy"} <= set(perf)
-    assert perf["baseline"] in ("majority", "last_move")
+    assert perf["baseline"] == "base_rate" and perf["accuracy_baseline"] in ("majority", "last_move")
     assert perf["score"] == pytest.approx(100 * perf["skill"])
     training = model.training_
     assert training["symbols"] == sorted(random_walk) and training["train_ratio"] == 0.8

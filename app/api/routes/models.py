@@ -38,6 +38,9 @@ def model_out(record) -> ModelOut:  # noqa: ANN001 - a ModelRecord
         description=record.description,
         created_ts=record.created_ts,
         champion=champions.get(record.kind) == record.name,
+        skill=(record.performance or {}).get("skill"),
+        skill_interval=(record.performance or {}).get("skill_interval"),
+        beats_baseline=(record.performance or {}).get("beats_baseline"),
     )
 
 

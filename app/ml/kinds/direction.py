@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,6 +12,11 @@ from xgboost import XGBClassifier
 from app.core.errors import BadInput
 from app.ml import targets
 from app.ml.families import ClassifierModel
+
+DEFAULT_FEATURES = (
+    "returns", "returns_5", "rsi_14", "natr_14", "adx_14", "macd_histogram_pct",
+    "volume_ratio_20", "close_zscore_20", "bb_width_20", "realized_vol_30",
+)
 
 
 class DirectionPredictor(ClassifierModel):
@@ -27,10 +32,7 @@ class DirectionPredictor(ClassifierModel):
     labels = ("DOWN", "UP")
     answer_key = "direction"
     description = "Predicts whether the close h candles ahead is above the current close (UP) or not (DOWN)"
-    default_features = (
-        "returns", "returns_5", "rsi_14", "natr_14", "adx_14", "macd_histogram_pct",
-        "volume_ratio_20", "close_zscore_20", "bb_width_20", "realized_vol_30",
-    )
+    default_features = DEFAULT_FEATURES
 
     def __init__(
         self,
@@ -38,13 +40,22 @@ class DirectionPredictor(ClassifierModel):
         max_depth: int = 6,
         learning_rate: float = 0.1,
         subsample: float = 0.8,
-        **common: Any,
+        *,
+        features: Sequence[str] = DEFAULT_FEATURES,
+        horizon: int = 5,
+        timeframe: str = "1m",
+        seed: int = 42,
+        train_ratio: float = 0.8,
+        calibration_ratio: float = 0.2,
     ) -> None:
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
         self.subsample = subsample
-        super().__init__(**common)
+        super().__init__(
+            features=features, horizon=horizon, timeframe=timeframe, seed=seed, train_ratio=train_ratio,
+            calibration_ratio=calibration_ratio,
+        )
 
     @classmethod
     def check_horizon(cls, horizon: int, timeframe: str) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,12 @@ from app.ml.artifacts import load_skops, save_skops
 from app.ml.families import ClassifierModel
 
 TRUSTED: list[str] = []  # StandardScaler, Nystroem, LinearSVC and Pipeline are all in skops' safe set
+
+
+DEFAULT_FEATURES = (
+    "returns", "returns_5", "returns_15", "rsi_14", "adx_14", "macd_histogram_pct",
+    "close_zscore_20", "natr_14", "realized_vol_30", "volume_ratio_20",
+)
 
 
 class MomentumClassifier(ClassifierModel):
@@ -36,27 +42,41 @@ class MomentumClassifier(ClassifierModel):
     labels = ("decelerating", "accelerating")
     answer_key = "state"
     description = "Classifies whether momentum (close/close[n bars ago] - 1) is accelerating or decelerating"
-    default_features = (
-        "returns", "returns_5", "returns_15", "rsi_14", "adx_14", "macd_histogram_pct",
-        "close_zscore_20", "natr_14", "realized_vol_30", "volume_ratio_20",
-    )
+    default_features = DEFAULT_FEATURES
 
     def __init__(
-        self, C: float = 0.1, n_components: int = 300, momentum_window: int | None = None, **common: Any
+        self,
+        C: float = 0.1,
+        n_components: int = 300,
+        momentum_window: int | None = None,
+        *,
+        features: Sequence[str] = DEFAULT_FEATURES,
+        horizon: int = 10,
+        timeframe: str = "1m",
+        seed: int = 42,
+        train_ratio: float = 0.8,
+        calibration_ratio: float = 0.2,
     ) -> None:
         self.C = C
         self.n_components = n_components
         self.momentum_window = momentum_window
-        super().__init__(**common)
-        if momentum_window is not None and momentum_window < 1:
-            raise BadInput(f"momentum_window must be at least 1 bar, got {momentum_window}")
+        super().__init__(
+            features=features, horizon=horizon, timeframe=timeframe, seed=seed, train_ratio=train_ratio,
+            calibration_ratio=calibration_ratio,
+        )
+
+    def _check_own_params(self) -> None:
+        if self.momentum_window is not None and not (
+            isinstance(self.momentum_window, int) and self.momentum_window >= 1
+        ):
+            raise BadInput(f"momentum_window must be a whole number >= 1, got {self.momentum_window!r}")
 
     @classmethod
     def default_horizon(cls, timeframe: str) -> int:
         return 10
 
     def target(self, candles: pd.DataFrame) -> pd.Series:
-        return targets.momentum(candles, self.horizon, self.momentum_window or self.horizon)
+        return targets.momentum(candles, int(self.horizon), self.momentum_window or int(self.horizon))
 
     def _fit_estimator(self, X: np.ndarray, y: np.ndarray) -> None:
         components = min(self.n_components, len(X))

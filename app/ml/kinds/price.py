@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,6 +50,12 @@ def build_mlp(n_in: int, hidden: Sequence[int], generator: torch.Generator | Non
     return net
 
 
+DEFAULT_FEATURES = (
+    "returns", "returns_5", "returns_15", "log_returns", "rsi_14", "macd_histogram_pct",
+    "close_zscore_20", "natr_14", "realized_vol_30", "volume_ratio_20", "adx_14",
+)
+
+
 class PricePredictor(RegressorModel):
     """Torch MLP (CPU, float32) on standardised features -> standardised 1-hour log return r.
 
@@ -69,22 +74,39 @@ class PricePredictor(RegressorModel):
     needs_context = True
     baseline_names = ("random_walk", "train_mean")
     description = "Predicts the price one hour ahead (via the log return) with a small neural network"
-    default_features = (
-        "returns", "returns_5", "returns_15", "log_returns", "rsi_14", "macd_histogram_pct",
-        "close_zscore_20", "natr_14", "realized_vol_30", "volume_ratio_20", "adx_14",
-    )
+    default_features = DEFAULT_FEATURES
 
     def __init__(
-        self, hidden_layers: Sequence[int] = (32, 16), epochs: int = 10, batch_size: int = 256,
-        learning_rate: float = 1e-3, weight_decay: float = 1e-3, band: float = 0.005, **common: Any,
+        self,
+        hidden_layers: Sequence[int] = (32, 16),
+        epochs: int = 10,
+        batch_size: int = 256,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 1e-3,
+        band: float = 0.005,
+        *,
+        features: Sequence[str] = DEFAULT_FEATURES,
+        horizon: int = HOUR_MS // TIMEFRAME_MS["1m"],
+        timeframe: str = "1m",
+        seed: int = 42,
+        train_ratio: float = 0.8,
+        calibration_ratio: float = 0.2,
     ) -> None:
-        self.hidden_layers = [int(w) for w in hidden_layers]
+        self.hidden_layers = hidden_layers
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.band = band
-        super().__init__(**common)
+        super().__init__(
+            features=features, horizon=horizon, timeframe=timeframe, seed=seed, train_ratio=train_ratio,
+            calibration_ratio=calibration_ratio,
+        )
+
+    def _check_own_params(self) -> None:
+        layers = self.hidden_layers
+        if isinstance(layers, str | bytes) or not all(int(w) == w and w >= 1 for w in layers):
+            raise BadInput(f"hidden_layers must be a list of layer widths >= 1, got {layers!r}")
 
     @classmethod
     def default_horizon(cls, timeframe: str) -> int:
@@ -97,7 +119,7 @@ class PricePredictor(RegressorModel):
                            f"{HOUR_MS // TIMEFRAME_MS[timeframe]} bars of {timeframe}, got {horizon}")
 
     def target(self, candles: pd.DataFrame) -> pd.Series:
-        return targets.log_return(candles, self.horizon)
+        return targets.log_return(candles, int(self.horizon))
 
     def _fit_estimator(self, X: np.ndarray, y: np.ndarray) -> None:
         std = X.std(axis=0)
@@ -107,7 +129,7 @@ class PricePredictor(RegressorModel):
         ys = torch.from_numpy(((y - self.scaler_["y_mean"]) / self.scaler_["y_std"]).astype("float32"))
         with deterministic_torch():
             generator = torch.Generator().manual_seed(self.seed)
-            net = build_mlp(X.shape[1], self.hidden_layers, generator)
+            net = build_mlp(X.shape[1], [int(w) for w in self.hidden_layers], generator)
             optimizer = torch.optim.Adam(
                 net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
             )
@@ -133,7 +155,7 @@ class PricePredictor(RegressorModel):
     def _horizon_scale(self, meta: pd.DataFrame | None, n: int) -> np.ndarray:
         if meta is None:
             return np.ones(n)  # no volatility context: plain residuals (the confidence cannot vary)
-        return meta["scale"].to_numpy(dtype="float64") * np.sqrt(self.horizon)
+        return meta["scale"].to_numpy(dtype="float64") * np.sqrt(int(self.horizon))
 
     def hits(self, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
         return np.abs(np.asarray(y) - np.asarray(pred)) <= self.band
@@ -155,6 +177,6 @@ class PricePredictor(RegressorModel):
 
     def _load_estimator(self, path: Path, state: dict) -> None:
         self.scaler_ = state["scaler"]
-        net = build_mlp(len(self.scaler_["x_mean"]), self.hidden_layers)
+        net = build_mlp(len(self.scaler_["x_mean"]), [int(w) for w in self.hidden_layers])
         net.load_state_dict(torch.load(path, weights_only=True))
         self.estimator_ = net.eval()

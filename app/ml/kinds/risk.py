@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,12 @@ from app.ml.families import RegressorModel
 
 TRUSTED = ["sklearn.tree._tree.Tree"]
 OUTCOME_QUANTILES = 1001
+
+
+DEFAULT_FEATURES = (
+    "natr_14", "realized_vol_30", "realized_vol_240", "range_pct", "bb_width_20", "volume_ratio_20",
+    "returns", "returns_5", "adx_14",
+)  # no time of day: on a 7-day window trees memorise the hour of one crash (docs/DECISIONS.md)
 
 
 class RiskScorer(RegressorModel):
@@ -32,10 +38,7 @@ class RiskScorer(RegressorModel):
     artifact_file = "model.skops"
     baseline_names = ("persistence", "train_mean")
     description = "Scores 0-100 how large the next h candles' price excursion will be vs training history"
-    default_features = (
-        "natr_14", "realized_vol_30", "realized_vol_240", "range_pct", "bb_width_20", "volume_ratio_20",
-        "returns", "returns_5", "adx_14",
-    )  # no time of day: on a 7-day window trees memorise the hour of one crash (docs/DECISIONS.md)
+    default_features = DEFAULT_FEATURES
 
     def __init__(
         self,
@@ -43,16 +46,25 @@ class RiskScorer(RegressorModel):
         max_depth: int = 10,
         min_samples_leaf: int = 5,
         max_features: float = 0.5,
-        **common: Any,
+        *,
+        features: Sequence[str] = DEFAULT_FEATURES,
+        horizon: int = 5,
+        timeframe: str = "1m",
+        seed: int = 42,
+        train_ratio: float = 0.8,
+        calibration_ratio: float = 0.2,
     ) -> None:
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.min_samples_leaf = min_samples_leaf
         self.max_features = max_features
-        super().__init__(**common)
+        super().__init__(
+            features=features, horizon=horizon, timeframe=timeframe, seed=seed, train_ratio=train_ratio,
+            calibration_ratio=calibration_ratio,
+        )
 
     def target(self, candles: pd.DataFrame) -> pd.Series:
-        return targets.risk(candles, self.horizon)
+        return targets.risk(candles, int(self.horizon))
 
     def _fit_estimator(self, X: np.ndarray, y: np.ndarray) -> None:
         self.estimator_ = RandomForestRegressor(
@@ -63,8 +75,8 @@ class RiskScorer(RegressorModel):
     def _raw(self, X: np.ndarray) -> np.ndarray:
         return self.estimator_.predict(X)
 
-    def _label_stats(self, y: np.ndarray) -> dict:
-        return {**super()._label_stats(y), "outcomes": quantiles(y, OUTCOME_QUANTILES)}
+    def _label_stats(self, y: np.ndarray, meta: pd.DataFrame | None) -> dict:
+        return {**super()._label_stats(y, meta), "outcomes": quantiles(y, OUTCOME_QUANTILES)}
 
     def _calibrate(self, y: np.ndarray, raw: np.ndarray, meta: pd.DataFrame | None) -> dict:
         return {}
@@ -72,12 +84,12 @@ class RiskScorer(RegressorModel):
     def _confidence(self, pred: np.ndarray, meta: pd.DataFrame | None) -> None:
         return None
 
-    def score(self, excursion: np.ndarray) -> np.ndarray:
-        """Percentile (int 0..100) of excursions among the training outcomes."""
+    def risk_score(self, excursion: np.ndarray) -> np.ndarray:
+        """Percentile (int 0..100) of excursions among the training outcomes (`score` is sklearn's R²)."""
         return np.rint(100.0 * ecdf(excursion, self.calibration_["labels"]["outcomes"])).astype("int64")
 
     def _answer(self, prediction: float, confidence: float | None, context: pd.Series | None) -> int:
-        return int(self.score(np.array([prediction]))[0])
+        return int(self.risk_score(np.array([prediction]))[0])
 
     def _save_estimator(self, path: Path) -> dict:
         save_skops(self.estimator_, path)

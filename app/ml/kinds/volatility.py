@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 
 from app.core.errors import BadInput
 from app.data.frames import TIMEFRAME_MS
-from app.ml import targets
+from app.ml import har, targets
 from app.ml.artifacts import load_skops, save_skops
 from app.ml.calibration import binned_lookup, binned_rates
 from app.ml.families import RegressorModel
@@ -23,6 +24,12 @@ FLOOR = 1e-8  # a window without a single price change has volatility 0; its log
 
 def _bars_per_hour(timeframe: str) -> int:
     return max(1, HOUR_MS // TIMEFRAME_MS[timeframe])
+
+
+DEFAULT_FEATURES = (
+    "realized_vol_30", "realized_vol_60", "realized_vol_240", "natr_14", "range_pct", "bb_width_20",
+    "volume_ratio_20", "adx_14", "returns", "returns_5",
+)  # no time of day: on a 7-day window trees memorise the hour of one crash (docs/DECISIONS.md)
 
 
 class VolatilityRegressor(RegressorModel):
@@ -40,23 +47,34 @@ class VolatilityRegressor(RegressorModel):
     kind = "volatility"
     model_type = "gradient_boosting"
     artifact_file = "model.skops"
-    baseline_names = ("persistence", "train_mean")
+    baseline_names = ("persistence", "train_mean", "har_rv")
     description = "Predicts the realized volatility of the next hours (sqrt of summed squared log returns)"
-    default_features = (
-        "realized_vol_30", "realized_vol_60", "realized_vol_240", "natr_14", "range_pct", "bb_width_20",
-        "volume_ratio_20", "adx_14", "returns", "returns_5",
-    )  # no time of day: on a 7-day window trees memorise the hour of one crash (docs/DECISIONS.md)
+    default_features = DEFAULT_FEATURES
 
     def __init__(
-        self, max_iter: int = 100, learning_rate: float = 0.05, max_leaf_nodes: int = 15,
-        min_samples_leaf: int = 200, band: float = 0.25, **common: Any,
+        self,
+        max_iter: int = 100,
+        learning_rate: float = 0.05,
+        max_leaf_nodes: int = 15,
+        min_samples_leaf: int = 200,
+        band: float = 0.25,
+        *,
+        features: Sequence[str] = DEFAULT_FEATURES,
+        horizon: int = HOUR_MS // TIMEFRAME_MS["1m"],
+        timeframe: str = "1m",
+        seed: int = 42,
+        train_ratio: float = 0.8,
+        calibration_ratio: float = 0.2,
     ) -> None:
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
         self.min_samples_leaf = min_samples_leaf
         self.band = band
-        super().__init__(**common)
+        super().__init__(
+            features=features, horizon=horizon, timeframe=timeframe, seed=seed, train_ratio=train_ratio,
+            calibration_ratio=calibration_ratio,
+        )
 
     @classmethod
     def default_horizon(cls, timeframe: str) -> int:
@@ -69,8 +87,22 @@ class VolatilityRegressor(RegressorModel):
             raise BadInput(f"volatility horizon must be 1-4 hours ({hour}..{4 * hour} bars of {timeframe}), "
                            f"got {horizon}")
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.positive_only = True  # a volatility; its logarithm is what the trees learn
+        return tags
+
     def target(self, candles: pd.DataFrame) -> pd.Series:
-        return targets.realized_volatility(candles, self.horizon)
+        return targets.realized_volatility(candles, int(self.horizon))
+
+    def baseline_inputs(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
+        return har.lag_inputs(candles, int(self.horizon), self.bar_ms)
+
+    def _label_stats(self, y: np.ndarray, meta: pd.DataFrame | None) -> dict:
+        stats = super()._label_stats(y, meta)
+        if meta is not None:
+            stats["har"] = har.fit(y, meta, int(self.horizon), self.bar_ms)
+        return stats
 
     def _fit_estimator(self, X: np.ndarray, y: np.ndarray) -> None:
         self.calibration_ = {}  # the level factor of a previous fit must not leak into this one
@@ -79,6 +111,7 @@ class VolatilityRegressor(RegressorModel):
             min_samples_leaf=self.min_samples_leaf, l2_regularization=1.0, early_stopping=False,
             random_state=self.seed,
         ).fit(X, np.log(np.maximum(y, FLOOR)))
+        self.n_iter_ = self.estimator_.n_iter_
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
         level = getattr(self, "calibration_", {}).get("level", 1.0)
@@ -105,3 +138,4 @@ class VolatilityRegressor(RegressorModel):
 
     def _load_estimator(self, path: Path, state: dict) -> None:
         self.estimator_ = load_skops(path, TRUSTED)
+        self.n_iter_ = self.estimator_.n_iter_

@@ -1,15 +1,17 @@
-"""The drift and retrain stages (DESIGN 6).
+"""The drift stage (DESIGN 6): the models that served until this cycle, on the newest hours they never saw.
 
-Drift: every active model is scored on the newest 24 hours it has not seen (after its training window);
-the accuracy (skill for regressors) drop flags it, and the feature drift (PSI per feature against its
-training window, calibrated on day-to-day distances; see app.ml.drift) is recorded beside it. A model
-trained in this very cycle has no unseen hours yet and is skipped.
+Scored: every model active when the cycle began (its champions and other active models, before rank
+refreshed them) and every model active now that this cycle did not train, on the newest 24 hours after
+its training window (a model trained by this cycle has none and is skipped). Flagged only when its skill
+there is below its validation skill by more than 0.05 AND the drop is significant at 5%
+(`app.ml.lifecycle.drift_verdict`); feature drift (PSI per feature against its training window,
+calibrated on day-to-day distances; app.ml.drift) is recorded beside it.
 
-Retrain: a flagged model is trained again with the same definition on the cycle's window as version n+1.
-Old and new are scored on the same fresh holdout: the new model's holdout, from where the old model's
-window ended (rows neither has seen; the whole new holdout if that leaves too few rows). The new one
-replaces the old (`superseded`) only if its F1 (RMSE for regressors) is better; else it is archived and
-the decision recorded as `rejected`.
+A flagged model's definition retrained on the latest window is this cycle's fresh fit of it when there is
+one (rank already let it replace the old one unless significantly worse); then the fresh fit is scored on
+the same unseen hours, and if it is still significantly below the validation skill the definition is
+recorded as needing tuning (a `needs_tuning` event). A flagged model whose definition has no fresh fit
+goes to the retrain job (app.services.cycle.retrain).
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from typing import Any
 import pandas as pd
 
 from app.core.logging import get_logger
-from app.ml.drift import accuracy_drift, feature_drift
+from app.ml.drift import feature_drift
+from app.ml.evaluation import estimate_from_performance
+from app.ml.lifecycle import drift_verdict, tuning_verdict
 from app.services.cycle import data as cycle_data
 from app.services.cycle import training as cycle_ml
 from app.services.cycle.flow import enqueue_retrains, set_stage
 from app.services.cycle.rows import error_entry, read, update
-from app.services.models import list_models, load_model, record_event
+from app.services.models import get_model, list_models, load_model, record_event
 
 log = get_logger(__name__)
 
@@ -50,15 +54,25 @@ def seen_until_ms(training: dict[str, Any], bar_ms: int) -> int | None:
     return end
 
 
+def _checked(cycle: Any) -> list[Any]:
+    """The models that served until this cycle, and the active ones it did not train."""
+    served = set((cycle.results.get("ranking") or {}).get("served_before") or [])
+    records = {r.name: r for r in list_models(status="active")}
+    for name in served - set(records):
+        records[name] = get_model(name)
+    return [records[n] for n in sorted(records) if (records[n].training or {}).get("cycle_id") != cycle.id]
+
+
 def evaluate_drift(cycle_id: str) -> list[str]:
-    """Score every active model on its unseen newest hours; record the numbers; return the flagged names."""
+    """Score the models that served on their unseen newest hours; record the numbers; return those to
+    retrain (flagged ones whose definition this cycle did not refit)."""
     set_stage(cycle_id, "drift")
     cycle = update(cycle_id, lambda c: None)
     symbols = cycle.results.get("symbols") or []
     anchor = int(cycle.results["window"]["end_ms"])
     report: dict[str, Any] = {}
     flagged: list[str] = []
-    for record in list_models(status="active"):
+    for record in _checked(cycle):
         try:
             entry = _drift_of(record, symbols, anchor, cycle_id)
         except Exception as exc:  # noqa: BLE001 - one model's broken evaluation must not stop the others
@@ -71,7 +85,7 @@ def evaluate_drift(cycle_id: str) -> list[str]:
             )
             entry = {"skipped": message}
         report[record.name] = entry
-        if entry.get("flagged"):
+        if entry.get("flagged") and not entry.get("refreshed_by"):
             flagged.append(record.name)
     update(cycle_id, lambda c: c.results.__setitem__("drift", report))
     return flagged
@@ -91,7 +105,7 @@ def _drift_of(record: Any, symbols: list[str], anchor: int, cycle_id: str) -> di
     live = cycle_ml.evaluate(model, candles, start)
     if live is None:
         return {"skipped": f"fewer than {cycle_ml.MIN_EVAL_ROWS} labelled unseen rows"}
-    verdict = accuracy_drift(record.performance, live, is_classifier=model.is_classifier)
+    verdict = drift_verdict(record.performance, estimate_from_performance(live))
     features = _feature_drift(model, record, symbols, start, anchor)
     drifted = sorted(name for name, f in features.items() if f["drifted"])
     numbers = {
@@ -102,25 +116,39 @@ def _drift_of(record: Any, symbols: list[str], anchor: int, cycle_id: str) -> di
         "drifted_features": drifted,
         "feature_drift": features,
     }
-    if verdict.flagged:
-        record_event(
-            record.name, "flagged", f"accuracy drift: {verdict.reason}", numbers=numbers, cycle_id=cycle_id
-        )
-    else:
-        record_event(
-            record.name,
-            "validated",
-            f"no accuracy drift: {verdict.reason}",
-            numbers=numbers,
-            cycle_id=cycle_id,
-        )
-    return {
+    event = "flagged" if verdict.flagged else "validated"
+    what = "skill drift" if verdict.flagged else "no skill drift"
+    record_event(record.name, event, f"{what}: {verdict.reason}", numbers=numbers, cycle_id=cycle_id)
+    entry = {
         "flagged": verdict.flagged,
-        "accuracy": verdict.as_dict(),
+        "skill": verdict.as_dict(),
         "feature_drift": features,
         "drifted_features": drifted,
-        "live": {k: live.get(k) for k in ("accuracy", "f1", "rmse", "skill", "rows")},
+        "live": {k: live.get(k) for k in ("accuracy", "f1", "rmse", "skill", "skill_interval", "rows")},
     }
+    if verdict.flagged:
+        entry |= _retrained_in_this_cycle(record, candles, start, cycle_id)
+    return entry
+
+
+def _retrained_in_this_cycle(record: Any, candles: dict, start: int, cycle_id: str) -> dict[str, Any]:
+    """The flagged definition's fresh fit of this cycle, on the same unseen hours: mended, or to tune?"""
+    sibling = next((r for r in list_models() if r.family == record.family and r.name != record.name
+                    and (r.training or {}).get("cycle_id") == cycle_id and r.store_dir), None)
+    if sibling is None:
+        return {}
+    fresh = load_model(sibling.name)
+    live = cycle_ml.evaluate(fresh, candles, start)
+    if live is None:
+        return {"refreshed_by": sibling.name, "tuning": {"skipped": "too few unseen rows for the fresh fit"}}
+    verdict = tuning_verdict(record.performance, estimate_from_performance(live))
+    numbers = {**verdict.as_dict(), "definition": record.family, "flagged_model": record.name,
+               "retrained_model": sibling.name, "live_from_ms": start}
+    if verdict.flagged:
+        record_event(sibling.name, "needs_tuning",
+                     f"definition {record.family} retrained is still below {record.name}'s validation skill: "
+                     f"{verdict.reason}", numbers=numbers, cycle_id=cycle_id)
+    return {"refreshed_by": sibling.name, "needs_tuning": verdict.flagged, "tuning": verdict.as_dict()}
 
 
 def _feature_drift(model: Any, record: Any, symbols: list[str], start: int, anchor: int) -> dict[str, Any]:

@@ -1,70 +1,129 @@
-"""The rank stage: score every candidate and active model and apply DESIGN 6 (see app.ml.ranking)."""
+"""The rank stage: compute the plan (pure, app.ml.champions + app.ml.ranking), then apply it.
+
+Each kind's champion is decided on paired tests on rows none of the contenders trained on (DESIGN 6):
+the incumbent definition's fresh fit serves unless significantly worse, and a challenger definition takes
+the place only when better at 5%. Then the active set and the pruning follow DESIGN 6's counts.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from croniter import croniter
 from sqlmodel import select
 
+from app.core.config import get_settings
 from app.core.db import session_scope
 from app.core.logging import get_logger
-from app.ml.ranking import RANKED_STATUSES, ModelRanker, RankEntry, score_from_performance
+from app.ml.champions import Contender, KindPlan, plan_champions
+from app.ml.ranking import RANKED_STATUSES, ModelRanker, RankEntry, score_from_performance, serving_champions
+from app.services.cycle import data as cycle_data
+from app.services.cycle import training as cycle_ml
 from app.services.cycle.flow import set_stage
-from app.services.cycle.rows import close_lost_jobs, update
-from app.services.models import set_status
+from app.services.cycle.rows import close_lost_jobs, read, update
+from app.services.models import load_model, record_event, set_status
 from app.tables.models import ModelRecord
 
 log = get_logger(__name__)
 
 
+def cycle_hours() -> float:
+    """Hours between two cycles of CYCLE_CRON (12 by default)."""
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    it = croniter(get_settings().cycle_cron, start)
+    first, second = it.get_next(datetime), it.get_next(datetime)
+    return (second - first) / timedelta(hours=1)
+
+
+def _entries(records: list[ModelRecord]) -> list[RankEntry]:
+    return [
+        RankEntry(r.name, r.kind, r.status,
+                  r.score if r.score is not None else score_from_performance(r.performance), r.created_ts,
+                  r.family)
+        for r in records
+    ]
+
+
+def decide_champions(cycle_id: str, records: list[ModelRecord]) -> dict[str, KindPlan]:
+    """Load this cycle's fits and the serving champions, score them on the newest candles, decide (pure)."""
+    cycle = read(cycle_id)
+    serving = serving_champions(_entries(records))
+    fresh = {r.name for r in records if (r.training or {}).get("cycle_id") == cycle_id}
+    wanted = [r for r in records if r.name in fresh or r.name in serving.values()]
+    now = datetime.now(UTC)
+    contenders = []
+    for r in wanted:
+        try:
+            model = load_model(r.name)
+        except Exception as exc:  # noqa: BLE001 - a model that cannot load cannot serve; the others compete
+            log.warning("rank: model not loaded", model=r.name, error=str(exc))
+            continue
+        contenders.append(Contender(r.name, r.family, r.kind, model, r.name in fresh, r.score,
+                                    (now - r.created_ts).total_seconds() / 3600))
+    if not contenders:
+        return {}
+    window, symbols = cycle.results["window"], cycle.results.get("symbols") or []
+    start = min(int((c.model.training_ or {}).get("train_end_ms") or window["start_ms"]) for c in contenders
+                if c.fresh) if fresh else window["start_ms"]
+    models = [c.model for c in contenders]
+    warm = max(cycle_ml.warmup_bars(m) for m in models)
+    timeframes = {m.timeframe for m in models}
+    candles = {tf: cycle_data.load_range(symbols, start, window["end_ms"], tf, warm) for tf in timeframes}
+    loaded = {c.name for c in contenders}
+    return plan_champions(contenders, {k: v for k, v in serving.items() if v in loaded}, candles,
+                          expiry_hours=get_settings().model_expiry_hours, cycle_hours=cycle_hours())
+
+
 def rank(cycle_id: str) -> dict[str, Any]:
-    """Promote the top models (champions first), archive the dropped and the surplus; record each decision."""
+    """Decide champions on evidence, then activate, supersede and archive; record each decision."""
     update(cycle_id, lambda cycle: close_lost_jobs(cycle, stage="build"))
     set_stage(cycle_id, "rank")
     with session_scope() as session:
         stmt = select(ModelRecord).where(ModelRecord.status.in_(RANKED_STATUSES))  # type: ignore[attr-defined]
         records = list(session.exec(stmt).all())
-    entries = [
-        RankEntry(
-            r.name,
-            r.kind,
-            r.status,
-            r.score if r.score is not None else score_from_performance(r.performance),
-            r.created_ts,
-        )
-        for r in records
-    ]
-    plan = ModelRanker().plan(entries)
+    kind_plans = decide_champions(cycle_id, records)
+    champions = {k: p.decision.champion for k, p in kind_plans.items() if p.decision.champion}
+    plan = ModelRanker().plan(_entries(records), champions=champions)
     position = {name: i + 1 for i, (name, _) in enumerate(plan.order)}
     scores = dict(plan.order)
     previous = {r.name: r.status for r in records}
+    kind_of = {r.name: r.kind for r in records}
     decisions: dict[str, Any] = {}
-    for name, reason in plan.archive.items():
+
+    def numbers_of(name: str) -> dict[str, Any]:
         numbers = {"score": scores.get(name), "rank": position[name], "of": len(plan.order)}
-        set_status(name, "archived", reason, numbers=numbers, cycle_id=cycle_id)
-        decisions[name] = {"from": previous[name], "to": "archived", "reason": reason, **numbers}
-    for name in plan.active:
+        kind_plan = kind_plans.get(kind_of[name])
+        return numbers | ({"champion_decision": kind_plan.as_dict()} if kind_plan else {})
+
+    for name in plan.active:  # promote first: a kind never lacks an active model in between
         champion_of = next((k for k, v in plan.champions.items() if v == name), None)
-        reason = (
-            f"champion of {champion_of}" if champion_of else f"in the top {ModelRanker().max_active}"
-        ) + (f": score {scores.get(name)}, rank {position[name]} of {len(plan.order)}")
-        numbers = {
-            "score": scores.get(name),
-            "rank": position[name],
-            "of": len(plan.order),
-            "champion_of": champion_of,
-        }
+        reason = (f"champion of {champion_of}: {kind_plans[champion_of].decision.reason}"
+                  if champion_of in kind_plans else
+                  f"champion of {champion_of}" if champion_of else f"in the top {ModelRanker().max_active}")
+        numbers = numbers_of(name) | {"champion_of": champion_of}
         if previous[name] != "active":
             set_status(name, "active", reason, numbers=numbers, cycle_id=cycle_id)
             decisions[name] = {"from": previous[name], "to": "active", "reason": reason, **numbers}
+        elif champion_of in kind_plans:
+            record_event(name, "validated", f"stays {reason}", numbers=numbers, cycle_id=cycle_id)
+    for status, chosen in (("superseded", plan.supersede), ("archived", plan.archive)):
+        for name, why in chosen.items():
+            numbers = numbers_of(name)
+            set_status(name, status, why, numbers=numbers, cycle_id=cycle_id)
+            decisions[name] = {"from": previous[name], "to": status, "reason": why, **numbers}
     summary = {
         "order": [[name, score] for name, score in plan.order],
         "champions": plan.champions,
         "active": plan.active,
         "archived": plan.archive,
+        "superseded": plan.supersede,
         "candidates": plan.keep_candidate,
+        "served_before": sorted(n for n, s in previous.items() if s == "active"),
+        "champion_decisions": {k: p.as_dict() for k, p in kind_plans.items()},
         "decisions": decisions,
     }
     update(cycle_id, lambda c: c.results.__setitem__("ranking", summary))
-    log.info("cycle ranked", cycle_id=cycle_id, active=plan.active, archived=list(plan.archive))
+    log.info("cycle ranked", cycle_id=cycle_id, active=plan.active, archived=list(plan.archive),
+             switched=[k for k, p in kind_plans.items() if p.decision.switched])
     return summary

@@ -1,10 +1,12 @@
-"""The retrain stage (DESIGN 6): a flagged model's definition trained again as version n+1 on the cycle's
-window; old and new scored on the same fresh rows decide which one serves.
+"""The retrain stage (DESIGN 6): a flagged model whose definition this cycle did not refit is trained again
+as version n+1 on the cycle's window; old and new, scored on the same fresh rows, decide which one serves.
 
 The fresh rows are the new model's holdout, from where the old model's window ended (rows neither has
 seen; the whole new holdout minus the old model's training rows if that leaves too few). The new one
-replaces the old (`superseded`) only if its F1 (RMSE for regressors) is better; else it is archived and the
-decision recorded as `rejected`.
+replaces the old (`superseded`) unless it is significantly worse there (one-sided paired test at 5%,
+`app.ml.lifecycle.retrain_verdict`: the fresher fit wins ties); else it is archived and the decision
+recorded as `rejected`. If the new one is still significantly below the old one's validation skill, the
+definition is recorded as needing tuning (`needs_tuning`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from app.core.logging import get_logger
-from app.ml.drift import retrain_verdict
+from app.ml.comparison import common_rows, paired_test
+from app.ml.evaluation import skill_estimate
+from app.ml.lifecycle import retrain_verdict, tuning_verdict
 from app.services.cycle import data as cycle_data
 from app.services.cycle import training as cycle_ml
 from app.services.cycle.drift import _ms, seen_until_ms
@@ -52,23 +56,27 @@ def retrain(cycle_id: str, name: str) -> dict[str, Any]:
     holdout_start = _ms(new.training_.get("holdout_start")) or window["start_ms"]
     seen = seen_until_ms(record.training, old.bar_ms)
     fresh = max(holdout_start, (seen or 0) + old.bar_ms)
-    old_scores = cycle_ml.evaluate(old, data, fresh)
-    new_scores = cycle_ml.evaluate(new, data, fresh) if old_scores is not None else None
-    if old_scores is None or new_scores is None:  # too few unseen rows: the new holdout, minus old training
+    new_label = f"{record.family} (retrained)"
+    old_rows, new_rows = common_rows(cycle_ml.rows_from(old, data, fresh, name),
+                                     cycle_ml.rows_from(new, data, fresh, new_label))
+    if len(old_rows) < cycle_ml.MIN_EVAL_ROWS:  # too few unseen rows: the new holdout, minus old training
         old_trained_until = _ms(record.training.get("train_end_ms")) or 0
         fresh = max(holdout_start, old_trained_until + (old.horizon + 1) * old.bar_ms)
-        old_scores = cycle_ml.evaluate(old, data, fresh)
-        new_scores = cycle_ml.evaluate(new, data, fresh)
-    verdict = retrain_verdict(old_scores or {}, new_scores or {}, is_classifier=old.is_classifier)
+        old_rows, new_rows = common_rows(cycle_ml.rows_from(old, data, fresh, name),
+                                         cycle_ml.rows_from(new, data, fresh, new_label))
+    test = paired_test(old_rows, new_rows, "b_worse")
+    verdict = retrain_verdict(test)
+    tuning = tuning_verdict(record.performance, skill_estimate(new_rows, seed=int(old.seed)))
     saved = save_model(new, name=record.family, status="candidate", cycle_id=cycle_id)
     numbers = {
         **verdict.as_dict(),
         "holdout_from_ms": fresh,
-        "holdout_rows": (new_scores or {}).get("rows"),
+        "holdout_rows": len(new_rows),
         "old_model": name,
         "new_model": saved.name,
+        "tuning": tuning.as_dict(),
     }
-    if verdict.promote:
+    if verdict.replace:
         set_status(
             saved.name, "active", f"retrained {name}: {verdict.reason}", numbers=numbers, cycle_id=cycle_id
         )
@@ -93,11 +101,18 @@ def retrain(cycle_id: str, name: str) -> dict[str, Any]:
         )
         set_status(saved.name, "archived", f"rejected retrain of {name}", numbers=numbers, cycle_id=cycle_id)
         outcome = "rejected"
+    if tuning.flagged:
+        record_event(saved.name, "needs_tuning",
+                     f"definition {record.family} retrained is still below {name}'s validation skill: "
+                     f"{tuning.reason}", numbers=numbers, cycle_id=cycle_id)
     result = {
         "model": name,
         "new_model": saved.name,
         "outcome": outcome,
         **verdict.as_dict(),
+        "old_skill": test.skill_a,
+        "new_skill": test.skill_b,
+        "needs_tuning": tuning.flagged,
         "holdout_from_ms": fresh,
     }
 

@@ -16,6 +16,7 @@ from app.features import required_warmup
 
 if TYPE_CHECKING:
     from app.ml.base import BaseModel
+    from app.ml.evaluation import RowScores
 
 MIN_EVAL_ROWS = 30
 
@@ -46,6 +47,17 @@ def evaluate(model: BaseModel, candles: dict[str, pd.DataFrame], start_ms: int) 
     span = int(rows.ts_ms.max() - rows.ts_ms.min()) + model.bar_ms
     metrics = evaluate_dataset(model, rows, window=f"{span / 3_600_000:.1f}h")
     return {**metrics, "rows": int(mask.sum())}
+
+
+def rows_from(model: BaseModel, candles: dict[str, pd.DataFrame], start_ms: int, name: str) -> RowScores:
+    """Per-row losses of `model` (and its strongest baseline) on the rows at or after `start_ms` it never
+    trained on: what the paired tests of app.ml.comparison take."""
+    from app.ml.dataset import build_dataset
+    from app.ml.evaluation import row_scores
+    from app.ml.validation import unseen
+
+    dataset = build_dataset(model, candles)
+    return row_scores(model, dataset.subset((dataset.ts_ms >= int(start_ms)) & unseen(model, dataset)), name)
 
 
 def feature_rows(

@@ -85,15 +85,17 @@ def _metrics_table(record: ModelRecord) -> list[dict[str, Any]]:
 
 
 def _drift(events: list[Any]) -> dict[str, Any]:
-    checks = [e for e in events if e.event in _DRIFT_EVENTS and "metric" in (e.numbers or {})]
+    checks = [e for e in events if e.event in _DRIFT_EVENTS and "live_skill" in (e.numbers or {})]
     history = [
         {
             "ts": common.iso(e.created_ts),
-            "metric": e.numbers.get("metric"),
-            "validation": e.numbers.get("backtest"),
-            "live": e.numbers.get("live"),
+            "metric": "skill",
+            "validation": e.numbers.get("validation_skill"),
+            "live": e.numbers.get("live_skill"),
+            "live_interval": e.numbers.get("live_interval"),
             "drop": e.numbers.get("drop"),
             "threshold": e.numbers.get("threshold"),
+            "p_value": e.numbers.get("p_value"),
             "flagged": bool(e.numbers.get("flagged")),
             "rows": e.numbers.get("live_rows"),
         }
