@@ -46,8 +46,9 @@ def _run(*args: str) -> Result:
 
 
 def _wait_for_lock(timeout: float = 30) -> str:
+    """The id of the cycle the CLI queued, once its lock is taken and its row is committed."""
     deadline = time.monotonic() + timeout
-    while (holder := cycle_lock.holder()) is None:
+    while (holder := cycle_lock.holder()) is None or holder not in {c.id for c in list_cycles()}:
         assert time.monotonic() < deadline, "`mlpipe cycle --wait` never queued a cycle"
         time.sleep(0.05)
     return holder
