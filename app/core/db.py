@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +38,16 @@ def get_engine(url: str | None = None) -> Engine:
             engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
         _engines[url] = engine
     return engine
+
+
+def _forget_pools_in_child() -> None:
+    """A forked process (an RQ work horse) must not reuse its parent's pooled connections: their sockets
+    are shared, and a horse killed mid-transaction would hand the next one an aborted transaction."""
+    for engine in _engines.values():
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_pools_in_child)
 
 
 def dispose_engines() -> None:
