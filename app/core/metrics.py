@@ -50,6 +50,12 @@ MODEL_LOADS = Counter("mlpipe_model_loads", "Models loaded from the store into m
 MODEL_RELOADS = Counter(
     "mlpipe_model_reloads", "Reloads of the in-memory model cache, by what triggered them.", ["reason"]
 )
+PREDICTION_LOG_DROPPED = Counter(
+    "mlpipe_prediction_log_dropped",
+    "Served predictions that could not be logged (so will never be scored), by reason: queue_full "
+    "(Redis slow or down for longer than the in-memory buffer lasts) or shutdown.",
+    ["reason"],
+)
 MODELS_LOADED = Gauge(
     "mlpipe_models_loaded", "Models held in memory by the API process.", multiprocess_mode="livemax"
 )
@@ -59,6 +65,10 @@ def observe_prediction(model: str, kind: str, seconds: float) -> None:
     """Count one served prediction and its compute time (call once per answered prediction)."""
     PREDICTIONS.labels(model=model, kind=kind).inc()
     PREDICTION_SECONDS.labels(model=model).observe(seconds)
+
+
+def record_prediction_log_drop(reason: str, count: int = 1) -> None:
+    PREDICTION_LOG_DROPPED.labels(reason=reason).inc(count)
 
 
 def record_model_load(model: str) -> None:
