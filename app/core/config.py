@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     prediction_log_capacity: int = Field(
         default=20_000, ge=1, description="served predictions held in memory when Redis is slow or down"
     )
+    cycle_lock_ttl_seconds: int = Field(
+        default=900, ge=2, description="the cycle lock lapses this long after the last heartbeat"
+    )
+    cycle_heartbeat_seconds: float = Field(default=15.0, gt=0, description="how often a cycle job beats")
+    cycle_lease_seconds: float = Field(
+        default=60.0, gt=0, description="a cycle job silent this long is taken for dead (database heartbeat)"
+    )
     features_max_1m_bars: int = Field(
         default=200_000, ge=1000, description="GET /features: most 1m candles one request may load"
     )

@@ -12,6 +12,7 @@ import hmac
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from typing import Literal, cast
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,9 +29,12 @@ ROLES: tuple[Role, ...] = ("predict", "operator")
 KEY_PREFIX = "mlp_"
 PREFIX_LENGTH = 8
 CACHE_TTL_SECONDS = 30.0
+UNKNOWN_TTL_SECONDS = 10.0
+UNKNOWN_CACHE_SIZE = 10_000  # refused keys remembered (LRU): a flood of guesses cannot grow memory
 
 _RANK: dict[str, int] = {"predict": 1, "operator": 2}
 _cache: dict[str, tuple[Role, float]] = {}  # key hash -> (role, monotonic expiry); valid keys only
+_unknown: OrderedDict[str, float] = OrderedDict()  # key hash -> monotonic expiry; refused keys
 _cache_lock = threading.Lock()
 log = get_logger(__name__)
 
@@ -63,6 +67,8 @@ def create_key(role: str, name: str = "") -> str:
     )
     with session_scope() as session:
         session.add(row)
+    with _cache_lock:
+        _unknown.pop(row.key_hash, None)
     log.info("api_key_created", role=role, prefix=row.prefix, name=name)
     return key
 
@@ -88,12 +94,23 @@ def _db_role(digest: str) -> Role | None:
     return cast(Role, role) if role in ROLES else None
 
 
+def cached(key: str) -> tuple[bool, Role | None]:
+    """(answered from memory, role) without I/O: a key verified in the last CACHE_TTL_SECONDS, or refused
+    in the last UNKNOWN_TTL_SECONDS (role None). (False, None) means "ask `verify`"."""
+    digest = hash_key(key)
+    now = time.monotonic()
+    hit = _cache.get(digest)
+    if hit is not None and hit[1] > now:
+        return True, hit[0]
+    refused = _unknown.get(digest)
+    if refused is not None and refused > now:
+        return True, None
+    return False, None
+
+
 def cached_role(key: str) -> Role | None:
     """The role of a key verified in the last CACHE_TTL_SECONDS, without I/O; None means "ask `verify`"."""
-    hit = _cache.get(hash_key(key))
-    if hit is not None and hit[1] > time.monotonic():
-        return hit[0]
-    return None
+    return cached(key)[1]
 
 
 def verify(key: str | None) -> Role | None:
@@ -101,7 +118,8 @@ def verify(key: str | None) -> Role | None:
 
     The key is looked up by its hash, so no secret is ever compared byte by byte. Valid answers are cached
     for CACHE_TTL_SECONDS (a revoked key stops working in this process at once, in others within the TTL);
-    unknown keys are not cached, so the cache cannot be grown by guessing.
+    refused keys for UNKNOWN_TTL_SECONDS in a bounded LRU, so a flood of one bad key costs one database
+    query, and a flood of distinct guesses cannot grow memory past UNKNOWN_CACHE_SIZE entries.
     """
     if not key:
         return None
@@ -110,7 +128,12 @@ def verify(key: str | None) -> Role | None:
     with _cache_lock:
         if role is None:
             _cache.pop(digest, None)
+            _unknown[digest] = time.monotonic() + UNKNOWN_TTL_SECONDS
+            _unknown.move_to_end(digest)
+            while len(_unknown) > UNKNOWN_CACHE_SIZE:
+                _unknown.popitem(last=False)
         else:
+            _unknown.pop(digest, None)
             _cache[digest] = (role, time.monotonic() + CACHE_TTL_SECONDS)
     return role
 
@@ -118,6 +141,7 @@ def verify(key: str | None) -> Role | None:
 def clear_cache() -> None:
     with _cache_lock:
         _cache.clear()
+        _unknown.clear()
 
 
 def list_keys() -> list[ApiKey]:

@@ -32,6 +32,7 @@ log = get_logger(__name__)
 
 KINDS = ("direction", "risk", "price", "momentum", "volatility")
 _EXTRA_CAPACITY = 16
+_LOAD_SLOTS = 2
 
 
 def _channel() -> str:
@@ -112,7 +113,9 @@ class ModelCache:
         self.db_poll_seconds = db_poll_seconds
         self._snapshot = Snapshot({}, {})
         self._extras: OrderedDict[str, CachedModel] = OrderedDict()
-        self._lock = threading.Lock()  # serialises reloads and on-demand loads, never reads
+        self._lock = threading.Lock()  # serialises reloads and snapshot changes, never reads
+        self._loading: dict[str, threading.Lock] = {}  # one gate per model name loaded on demand
+        self._load_slots = threading.BoundedSemaphore(_LOAD_SLOTS)
         self._watcher = BackgroundLoop("model-cache-watch", self._watch)
         self._seen_version: bytes | None = None
         self.reloads = 0
@@ -151,11 +154,18 @@ class ModelCache:
         if record.status == "failed":
             raise NotFound(f"model {name!r} failed during training or validation and cannot answer")
         with self._lock:
-            entry = self._extras.get(name) or self._load(record)
-            self._extras[name] = entry
-            self._extras.move_to_end(name)
-            while len(self._extras) > _EXTRA_CAPACITY:
-                self._extras.popitem(last=False)
+            gate = self._loading.setdefault(name, threading.Lock())
+        # Loaded outside the reload lock (a hot reload never waits for a by-name load), once per name at a
+        # time, and at most _LOAD_SLOTS at once, so many names asked for cannot take every core.
+        with gate, self._load_slots:
+            entry = self._extras.get(name)
+            if entry is None:
+                entry = self._load(record)
+            with self._lock:
+                self._extras[name] = entry
+                self._extras.move_to_end(name)
+                while len(self._extras) > _EXTRA_CAPACITY:
+                    self._extras.popitem(last=False)
         return entry
 
     # ---- loading ---------------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ from app.core.db import session_scope
 from app.core.logging import get_logger
 from app.ml.ranking import RANKED_STATUSES, ModelRanker, RankEntry, score_from_performance
 from app.services.cycle.flow import set_stage
-from app.services.cycle.rows import close_lost_jobs, update
-from app.services.models import set_status
+from app.services.cycle.plan import apply_plan
+from app.services.cycle.rows import close_lost_jobs, read, update
 from app.tables.models import ModelRecord
 
 log = get_logger(__name__)
@@ -20,6 +20,9 @@ log = get_logger(__name__)
 def rank(cycle_id: str) -> dict[str, Any]:
     """Promote the top models (champions first), archive the dropped and the surplus; record each decision."""
     update(cycle_id, lambda cycle: close_lost_jobs(cycle, stage="build"))
+    applied = read(cycle_id).results.get("ranking")
+    if applied is not None:  # a try that died after its commit already applied this cycle's ranking
+        return applied
     set_stage(cycle_id, "rank")
     with session_scope() as session:
         stmt = select(ModelRecord).where(ModelRecord.status.in_(RANKED_STATUSES))  # type: ignore[attr-defined]
@@ -38,11 +41,10 @@ def rank(cycle_id: str) -> dict[str, Any]:
     position = {name: i + 1 for i, (name, _) in enumerate(plan.order)}
     scores = dict(plan.order)
     previous = {r.name: r.status for r in records}
-    decisions: dict[str, Any] = {}
+    changes: dict[str, tuple[str, str, dict[str, Any]]] = {}
     for name, reason in plan.archive.items():
         numbers = {"score": scores.get(name), "rank": position[name], "of": len(plan.order)}
-        set_status(name, "archived", reason, numbers=numbers, cycle_id=cycle_id)
-        decisions[name] = {"from": previous[name], "to": "archived", "reason": reason, **numbers}
+        changes[name] = ("archived", reason, numbers)
     for name in plan.active:
         champion_of = next((k for k, v in plan.champions.items() if v == name), None)
         reason = (
@@ -55,8 +57,11 @@ def rank(cycle_id: str) -> dict[str, Any]:
             "champion_of": champion_of,
         }
         if previous[name] != "active":
-            set_status(name, "active", reason, numbers=numbers, cycle_id=cycle_id)
-            decisions[name] = {"from": previous[name], "to": "active", "reason": reason, **numbers}
+            changes[name] = ("active", reason, numbers)
+    decisions = {
+        name: {"from": previous[name], "to": status, "reason": reason, **numbers}
+        for name, (status, reason, numbers) in changes.items()
+    }
     summary = {
         "order": [[name, score] for name, score in plan.order],
         "champions": plan.champions,
@@ -65,6 +70,7 @@ def rank(cycle_id: str) -> dict[str, Any]:
         "candidates": plan.keep_candidate,
         "decisions": decisions,
     }
-    update(cycle_id, lambda c: c.results.__setitem__("ranking", summary))
+    # one transaction: every promotion, then every archive, and this summary; reloads after the commit
+    apply_plan(cycle_id, changes, record=lambda c: c.results.__setitem__("ranking", summary))
     log.info("cycle ranked", cycle_id=cycle_id, active=plan.active, archived=list(plan.archive))
     return summary

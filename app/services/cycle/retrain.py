@@ -16,8 +16,10 @@ from app.ml.drift import retrain_verdict
 from app.services.cycle import data as cycle_data
 from app.services.cycle import training as cycle_ml
 from app.services.cycle.drift import _ms, seen_until_ms
+from app.services.cycle.lock import check_lease
+from app.services.cycle.plan import apply_plan
 from app.services.cycle.rows import error_entry, update
-from app.services.models import get_model, load_model, record_event, save_model, set_status
+from app.services.models import get_model, load_model, record_event, save_model
 from app.tables.cycles import Cycle
 
 log = get_logger(__name__)
@@ -60,6 +62,7 @@ def retrain(cycle_id: str, name: str) -> dict[str, Any]:
         old_scores = cycle_ml.evaluate(old, data, fresh)
         new_scores = cycle_ml.evaluate(new, data, fresh)
     verdict = retrain_verdict(old_scores or {}, new_scores or {}, is_classifier=old.is_classifier)
+    check_lease(cycle_id)  # a job that lost its lock saves and decides nothing
     saved = save_model(new, name=record.family, status="candidate", cycle_id=cycle_id)
     numbers = {
         **verdict.as_dict(),
@@ -68,17 +71,9 @@ def retrain(cycle_id: str, name: str) -> dict[str, Any]:
         "old_model": name,
         "new_model": saved.name,
     }
-    if verdict.promote:
-        set_status(
-            saved.name, "active", f"retrained {name}: {verdict.reason}", numbers=numbers, cycle_id=cycle_id
-        )
-        set_status(
-            name,
-            "superseded",
-            f"replaced by {saved.name}: {verdict.reason}",
-            numbers=numbers,
-            cycle_id=cycle_id,
-        )
+    if verdict.promote:  # one fenced transaction: the new one active, then the old one superseded
+        apply_plan(cycle_id, {saved.name: ("active", f"retrained {name}: {verdict.reason}", numbers),
+                              name: ("superseded", f"replaced by {saved.name}: {verdict.reason}", numbers)})
         outcome = "promoted"
     else:
         record_event(
@@ -91,7 +86,7 @@ def retrain(cycle_id: str, name: str) -> dict[str, Any]:
             numbers=numbers,
             cycle_id=cycle_id,
         )
-        set_status(saved.name, "archived", f"rejected retrain of {name}", numbers=numbers, cycle_id=cycle_id)
+        apply_plan(cycle_id, {saved.name: ("archived", f"rejected retrain of {name}", numbers)})
         outcome = "rejected"
     result = {
         "model": name,
