@@ -104,7 +104,8 @@ def _rows(entry: CachedModel, candles: pd.DataFrame, what: str) -> tuple[pd.Data
 
 
 _LAST_TS_TTL = 0.5
-_last_ts: dict[str, tuple[float, int | None]] = {}
+_LAST_TS_SIZE = 4096  # symbols remembered: requests naming many symbols cannot grow memory
+_last_ts: OrderedDict[str, tuple[float, int | None]] = OrderedDict()
 
 
 def _newest_ts(symbol: str) -> int | None:
@@ -115,6 +116,8 @@ def _newest_ts(symbol: str) -> int | None:
         return hit[1]
     value = last_candle_ts(symbol)
     _last_ts[symbol] = (now, value)
+    if len(_last_ts) > _LAST_TS_SIZE:
+        _last_ts.popitem(last=False)
     return value
 
 
