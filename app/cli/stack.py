@@ -46,7 +46,11 @@ def api(host: str = HOST_OPTION, port: int = PORT_OPTION) -> None:
     """Serve the HTTP API (uvicorn); it holds the active models in memory."""
     import uvicorn
 
-    uvicorn.run("app.main:app", host=host, port=port, log_level=get_settings().log_level.lower())
+    settings = get_settings()
+    # SIGTERM: requests in flight get API_SHUTDOWN_SECONDS, then the process exits (every call they make to
+    # Redis or the database has its own timeout, so none can hold the shutdown longer)
+    uvicorn.run("app.main:app", host=host, port=port, log_level=settings.log_level.lower(),
+                timeout_graceful_shutdown=settings.api_shutdown_seconds)
 
 
 @app.command()

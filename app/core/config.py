@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     redis_pool_wait_seconds: float = Field(default=0.5, ge=0, description="wait for a free Redis connection")
     database_connect_timeout_seconds: int = Field(default=2, ge=2, description="libpq's minimum is 2")
     database_statement_timeout_seconds: float = Field(
-        default=15.0, gt=0, description="server-side statement_timeout; the client gives up 1 s later"
+        default=10.0, gt=0, description="server-side statement_timeout; the client gives up 1 s later"
     )
     database_pool_size: int = Field(default=10, ge=1)
     database_max_overflow: int = Field(default=10, ge=0)

@@ -16,6 +16,7 @@ Nothing here imports FastAPI, so services and workers record events cheaply.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -110,15 +111,27 @@ class CycleOutcomes(Collector):
     def describe(self) -> Iterable[Metric]:
         return [self._family()]
 
-    def collect(self) -> Iterable[Metric]:
+    _last: tuple[float, bool, dict[bytes, bytes]] = (0.0, True, {})  # (when, read ok, counts)
+
+    def _counts(self) -> dict[bytes, bytes]:
+        """Read at most once a second, and not again for 5 s after Redis failed to answer (scrapes stay
+        fast while it hangs; the last counts read are served meanwhile)."""
         from app.core.redis import get_redis
 
-        family = self._family()
+        when, ok, counts = CycleOutcomes._last
+        if time.monotonic() - when < (1.0 if ok else 5.0):
+            return counts
         try:
-            counts: dict[bytes, bytes] = get_redis().hgetall(_cycles_key())  # type: ignore[assignment]
+            counts = get_redis().hgetall(_cycles_key())  # type: ignore[assignment]
+            CycleOutcomes._last = (time.monotonic(), True, counts)
         except RedisError as exc:
             log.warning("cycle_metric_unreadable", error=str(exc))
-            counts = {}
+            CycleOutcomes._last = (time.monotonic(), False, counts)
+        return counts
+
+    def collect(self) -> Iterable[Metric]:
+        family = self._family()
+        counts = self._counts()
         for outcome, value in sorted(counts.items()):
             family.add_metric([outcome.decode()], float(value))
         return [family]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -210,6 +211,31 @@ def _not_found(session: Session, name: str) -> NotFound:
     similar = session.exec(stmt.order_by(ModelRecord.version.desc()).limit(5)).all()
     hint = f"; models of that family: {', '.join(similar)}" if similar else ""
     return NotFound(f"no model named {name!r}{hint}. `mlpipe models` (or GET /models) lists them")
+
+
+_NAMES_SECONDS = 1.0
+_names: tuple[float, frozenset[str]] = (float("-inf"), frozenset())
+_names_lock = threading.Lock()
+
+
+def may_exist(name_or_dir: str) -> bool:
+    """False only when no model has that name or directory, per a list re-read at most once a second.
+
+    Lets a request for a made-up name be refused without a query each (a flood of invented names costs
+    one small query a second); a model saved a moment ago is found, since a miss re-reads a stale list.
+    """
+    global _names
+    read_at, names = _names
+    if name_or_dir in names:
+        return True
+    with _names_lock:
+        read_at, names = _names
+        if time.monotonic() - read_at >= _NAMES_SECONDS:
+            with session_scope() as session:
+                rows = session.exec(select(ModelRecord.name, ModelRecord.store_dir)).all()
+            names = frozenset(n for row in rows for n in row if n)
+            _names = (time.monotonic(), names)
+    return name_or_dir in names
 
 
 def get_model(name: str) -> ModelRecord:

@@ -79,7 +79,7 @@ class PredictionLog:
 
     def stop(self) -> None:
         """Stop the thread, then flush what is left; what Redis does not take now is counted as dropped."""
-        self._loop.stop()
+        self._loop.stop(timeout=1.0)
         while self.flush() > 0:
             pass
         with self._lock:

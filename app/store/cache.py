@@ -148,8 +148,10 @@ class ModelCache:
         return self._snapshot.models.get(name_or_kind) or self._extras.get(name_or_kind)
 
     def _load_extra(self, name: str) -> CachedModel:
-        from app.services.models import get_model
+        from app.services.models import get_model, may_exist
 
+        if not may_exist(name):  # an invented name costs no query (a flood of them, one a second)
+            raise NotFound(f"no model named {name!r}. `mlpipe models` (or GET /models) lists them")
         record = get_model(name)  # NotFound (404) with a hint when unknown
         if record.status == "failed":
             raise NotFound(f"model {name!r} failed during training or validation and cannot answer")
@@ -231,7 +233,7 @@ class ModelCache:
         self._watcher.start()
 
     def stop(self) -> None:
-        self._watcher.stop()
+        self._watcher.stop(timeout=1.0)  # a daemon thread: a watcher stuck on a hung dependency dies with us
 
     def _watch(self, stopping: threading.Event) -> None:
         from app.core.redis import get_redis

@@ -11,3 +11,21 @@ from tests.api.ml_setup import Trained, train_models
 def trained() -> Trained:
     """Small real models (two direction, a risk and a price model) trained once for the fault suite."""
     return train_models()
+
+
+@pytest.fixture(params=["server_db", "sqlite"])
+def database(request: pytest.FixtureRequest, tmp_path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
+    """Run a test on the suite's database (Postgres when it answers) and again on a fresh SQLite file."""
+    from app.core.config import get_settings, reset_settings
+
+    if request.param == "server_db":
+        yield get_settings().resolved_database_url
+        return
+    from tests.conftest import _create_schema
+
+    url = f"sqlite:///{tmp_path / 'faults.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    reset_settings()
+    _create_schema(url)
+    yield url
+    reset_settings()

@@ -96,6 +96,13 @@ class FreezableProxy:
             threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # the proxy was closed under it
+            self._forward(src, dst)
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _forward(self, src: socket.socket, dst: socket.socket) -> None:
         src.settimeout(0.1)
         while not self._closed.is_set():
             if self.frozen.is_set():
@@ -105,17 +112,9 @@ class FreezableProxy:
                 data = src.recv(65536)
             except TimeoutError:
                 continue
-            except OSError:
-                break
             if not data:
-                break
-            try:
-                dst.sendall(data)
-            except OSError:
-                break
-        for sock in (src, dst):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+                return
+            dst.sendall(data)
 
     def close(self) -> None:
         self._closed.set()

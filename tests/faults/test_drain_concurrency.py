@@ -67,7 +67,7 @@ def _drain_together(drains: int, batch_size: int) -> list[BaseException]:
     return errors
 
 
-def test_overlapping_drains_store_every_entry_once_and_none_fails() -> None:
+def test_overlapping_drains_store_every_entry_once_and_none_fails(database: str) -> None:
     pushed: set[str] = set()
     errors: list[BaseException] = []
     for _ in range(12):
@@ -82,25 +82,32 @@ def test_overlapping_drains_store_every_entry_once_and_none_fails() -> None:
     assert get_redis().llen(prediction_log.log_key()) == 0
 
 
-def test_drains_racing_producers_lose_nothing() -> None:
+def test_drains_racing_producers_lose_nothing(database: str) -> None:
     pushed: set[str] = set()
-    stop = threading.Event()
+    producing = threading.Event()
+    producing.set()
 
     def produce() -> None:
-        while not stop.is_set():
-            pushed.update(_push(50))
-            time.sleep(0.002)
+        for _ in range(100):  # 3000 entries over about half a second
+            pushed.update(_push(30))
+            time.sleep(0.005)
+        producing.clear()
 
-    producer = threading.Thread(target=produce)
-    producer.start()
     errors: list[BaseException] = []
-    try:
-        for _ in range(8):
-            errors += _drain_together(drains=2, batch_size=100)
-    finally:
-        stop.set()
-        producer.join(timeout=10)
-    errors += _drain_together(drains=1, batch_size=1000)
+
+    def drain() -> None:
+        while producing.is_set() or get_redis().llen(prediction_log.log_key()):
+            try:
+                prediction_log.drain_predictions(batch_size=100)
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                errors.append(exc)
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=produce)] + [threading.Thread(target=drain) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
 
     _, ids = _stored()
     assert errors == []
@@ -131,7 +138,7 @@ _KILLED_DRAIN = textwrap.dedent(
 )
 
 
-def test_a_drain_killed_before_its_commit_loses_nothing() -> None:
+def test_a_drain_killed_before_its_commit_loses_nothing(database: str) -> None:
     pushed = _push(900)
     child = subprocess.run([sys.executable, "-c", _KILLED_DRAIN], cwd=ROOT, capture_output=True, text=True,
                            timeout=120, env={**os.environ, "LOG_LEVEL": "WARNING"})

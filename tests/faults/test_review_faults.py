@@ -58,13 +58,17 @@ def test_a_flood_of_one_bad_key_costs_one_database_query(predict_key: str) -> No
     assert len(lookups) == 1, f"{len(lookups)} key lookups for 50 requests with one bad key"
 
 
-def test_refused_keys_are_remembered_in_bounded_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(keys, "UNKNOWN_CACHE_SIZE", 100)
-    for i in range(500):
-        assert keys.verify(f"mlp_guess_{i}") is None
-    assert len(keys._unknown) == 100
+def test_guessing_keys_costs_one_query_a_second_and_no_memory_per_guess(predict_key: str) -> None:
+    with statements() as seen:
+        started = time.monotonic()
+        refused = [keys.verify(f"mlp_guess_{i}") for i in range(500)]
+        seconds = time.monotonic() - started
+    assert refused == [None] * 500
+    lookups = [s for s in seen if "FROM API_KEYS" in s]
+    assert len(lookups) <= 1 + int(seconds / keys.SNAPSHOT_SECONDS)
+    assert len(keys._cache) == 0 and len(keys._snapshot[1]) == 1  # only the one valid key is held
     made = keys.create_key("predict")
-    assert keys.verify(made) == "predict"  # a key made after a refusal is never refused for it
+    assert keys.verify(made) == "predict"  # a key made a moment ago is never refused
 
 
 def test_a_feature_period_whose_warmup_spans_the_whole_history_is_a_fast_422(

@@ -111,7 +111,8 @@ class _Probe:
                 def run() -> None:
                     check = _timed(self._probe)
                     self._last[target] = (time.monotonic(), check)
-                    future.set_result(check)
+                    if not future.done():
+                        future.set_result(check)
 
                 threading.Thread(target=run, name="ready-probe", daemon=True).start()
                 self._running[target] = running = future
@@ -124,7 +125,8 @@ class _Probe:
             return last[1]
         future = self._start(target)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+            # shielded: a caller that stops waiting must not cancel the probe the others share
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout)
         except TimeoutError:
             waited = round(timeout * 1000, 2)
             return Check(ok=False, latency_ms=waited, error=f"no answer within {timeout:g} s")
