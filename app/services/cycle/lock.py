@@ -197,8 +197,12 @@ def _claim(lease: Lease, redis: Redis) -> None:
             lease.lose(f"a newer cycle (token {newest}) started")
             return
     outcome = int(redis.eval(_CLAIM, 1, lock_key(), lease.cycle_id, lock_ttl()))
-    if outcome == 0:
+    if outcome == 0 and lease.fence is None:
         lease.lose(f"cycle {holder(redis)} holds the lock now")
+    elif outcome == 0:
+        # another start holds the key for a moment, but the token is still ours: it will be refused (our
+        # heartbeat is fresh) and let go; the next beat takes the lock back
+        log.warning("cycle lock briefly held by another start", cycle_id=lease.cycle_id, holder=holder(redis))
     elif outcome == 2:
         log.warning("cycle lock was gone from Redis and is taken back", cycle_id=lease.cycle_id)
 
