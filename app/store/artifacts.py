@@ -15,6 +15,7 @@ a document that lags its row can never make a model unloadable. `write_document`
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -107,9 +108,27 @@ class ModelStore:
             shutil.rmtree(tmp, ignore_errors=True)
             if isinstance(exc, OSError) and exc.errno in _STORE_ERRNOS:
                 raise store_unavailable(self.root, exc) from exc
+            condition = self._write_problem() if isinstance(exc, Exception) else None
+            if condition is not None:  # a library's own error (XGBoost's) hid that the disk is full
+                raise store_unavailable(self.root, condition) from exc
             raise
         _fsync_dir(self.root)
         return dir_name, hashes
+
+    def _write_problem(self) -> OSError | None:
+        """The store's own condition, if it cannot take a small write now (full, read-only, forbidden)."""
+        probe = self.root / f"{TMP_PREFIX}{uuid.uuid4().hex}-probe"
+        try:
+            with probe.open("wb") as handle:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            return exc if exc.errno in _STORE_ERRNOS else None
+        finally:
+            with contextlib.suppress(OSError):
+                probe.unlink()
+        return None
 
     def _publish(self, tmp: Path) -> str:
         number = self._highest_number() + 1
