@@ -17,6 +17,7 @@ committed, and never when it was rolled back.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -201,6 +202,16 @@ def get_engine(url: str | None = None) -> Engine:
             engine = _postgres_engine(url)
         _engines[url] = engine
     return engine
+
+
+def _forget_pools_in_child() -> None:
+    """A forked process (an RQ work horse) must not reuse its parent's pooled connections: their sockets
+    are shared, and a horse killed mid-transaction would hand the next one an aborted transaction."""
+    for engine in _engines.values():
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_pools_in_child)
 
 
 def dispose_engines() -> None:

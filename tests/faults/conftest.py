@@ -7,6 +7,16 @@ import pytest
 from tests.api.ml_setup import Trained, train_models
 
 
+@pytest.fixture(autouse=True)
+def _fresh_model_cache():  # noqa: ANN202
+    """Servers started here load models into the process's cache; later tests must not see them."""
+    from app.store.cache import reset_cache
+
+    reset_cache()
+    yield
+    reset_cache()
+
+
 @pytest.fixture(scope="session")
 def trained() -> Trained:
     """Small real models (two direction, a risk and a price model) trained once for the fault suite."""

