@@ -3,8 +3,9 @@
 Files and rows move together. `save_model` builds the whole directory in a private temp dir, publishes it
 with one rename, then inserts the row; if the insert fails the directory is removed again. A hard crash
 between the rename and the commit can leave a `model_NNN/` without a row, but nothing reaches files except
-through a row, so such a directory is invisible, and `sweep_store` deletes it later. The reverse (a row
-without files) cannot happen: the row is written only after its files are published and hashed.
+through a row, so such a directory is invisible, and `sweep_store` (an hourly cron job) deletes it later.
+The reverse (a row without files) cannot happen: the row is written only after its files are published
+and hashed.
 
 After that the artifacts never change. Status and live performance change only the row (the truth);
 metadata.json, a readable copy of it that is not among the verified files, is rewritten after each commit,

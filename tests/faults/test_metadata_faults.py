@@ -200,3 +200,26 @@ def test_sweep_removes_leftover_temp_files_and_rewrites_metadata_that_lags_its_r
     assert report["metadata"] == [champion]
     _assert_agree(store_dir, champion)
     _assert_serves(champion)
+
+
+def test_the_hourly_sweep_job_is_scheduled_and_mends_the_store(champion: str, store_dir: Path) -> None:
+    from rq.cron import CronScheduler
+
+    from app.core.redis import get_redis
+    from workers.jobs import sweep_store_job
+
+    cron = CronScheduler(connection=get_redis())
+    cron.load_config_from_file("workers.cron_config")
+    scheduled = {job.func_name for job in cron.get_jobs()}
+    assert f"{sweep_store_job.__module__}.{sweep_store_job.__name__}" in scheduled
+    directory = store_dir / svc.get_model(champion).store_dir
+    (directory / "metadata.json").write_text(json.dumps({**_metadata(store_dir, champion), "status": "x"}))
+    leftover = store_dir / ".tmp-dead-writer"
+    leftover.write_text("{}")
+    old = time.time() - 7200
+    os.utime(leftover, (old, old))
+
+    report = sweep_store_job()
+
+    assert report["tmp"] == [".tmp-dead-writer"] and report["metadata"] == [champion]
+    _assert_agree(store_dir, champion)
