@@ -170,6 +170,7 @@ def save_model(
             store.remove(dir_name)
             raise
         model.name_, model.version_ = record.name, record.version
+        _forget_names()  # this process asks the database again for the next unknown name
         log.info("model saved", model=record.name, store_dir=dir_name, kind=record.kind)
         return record
     raise Conflict(f"could not claim a version of {family!r} after {_SAVE_ATTEMPTS} tries; retry")
@@ -223,7 +224,8 @@ def may_exist(name_or_dir: str) -> bool:
     """False only when no model has that name or directory, per a list re-read at most once a second.
 
     Lets a request for a made-up name be refused without a query each (a flood of invented names costs
-    one small query a second); a model saved a moment ago is found, since a miss re-reads a stale list.
+    one small query a second). A model saved by another process in the last second may read as unknown
+    for that second; one saved by this process is found at once.
     """
     global _names
     read_at, names = _names
@@ -237,6 +239,17 @@ def may_exist(name_or_dir: str) -> bool:
             names = frozenset(n for row in rows for n in row if n)
             _names = (time.monotonic(), names)
     return name_or_dir in names
+
+
+def _forget_names() -> None:
+    global _names
+    _names = (float("-inf"), frozenset())
+
+
+def surely_absent(name_or_dir: str) -> bool:
+    """True when the list of names read less than a second ago lacks it (no I/O; False when unsure)."""
+    read_at, names = _names
+    return time.monotonic() - read_at < _NAMES_SECONDS and name_or_dir not in names
 
 
 def get_model(name: str) -> ModelRecord:

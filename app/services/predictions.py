@@ -184,14 +184,18 @@ def _newest_ts(symbol: str) -> int | None:
         return hit[1]
 
 
+def _no_candles(symbol: str) -> NotFound:
+    return NotFound(
+        f"symbol: no candles stored for {symbol!r}; ingest it (`mlpipe ingest --symbols "
+        f"{symbol}`) or send `candles` or `features` in the body"
+    )
+
+
 def stored_inputs(entry: CachedModel, symbol: str) -> Inputs:
     """Features of the newest stored candles, computed once per new candle."""
     last = _newest_ts(symbol)
     if last is None:
-        raise NotFound(
-            f"symbol: no candles stored for {symbol!r}; ingest it (`mlpipe ingest --symbols "
-            f"{symbol}`) or send `candles` or `features` in the body"
-        )
+        raise _no_candles(symbol)
     key = (symbol, entry.timeframe, last, entry.features)
     hit = feature_rows.get(key)
     if hit is not None:
@@ -344,7 +348,12 @@ def _memory_inputs(entry: CachedModel, body: Any) -> Inputs | None:
             return None
         return body_feature_inputs(entry, body.symbol, body.features, body.as_of)
     hit = _last_ts.get(body.symbol)
-    if hit is None or time.monotonic() - hit[0] >= _LAST_TS_TTL:
+    if hit is None:
+        read_at, known = _symbols
+        if time.monotonic() - read_at < _SYMBOLS_SECONDS and body.symbol not in known:
+            raise _no_candles(body.symbol)  # an invented symbol, refused without leaving the event loop
+        return None
+    if time.monotonic() - hit[0] >= _LAST_TS_TTL:
         return None
     return feature_rows.get((body.symbol, entry.timeframe, hit[1], entry.features))
 

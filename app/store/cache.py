@@ -145,7 +145,15 @@ class ModelCache:
         """Like `resolve`, but None instead of any I/O (a model by name not in memory yet)."""
         if name_or_kind in KINDS:
             return self.resolve(name_or_kind)
-        return self._snapshot.models.get(name_or_kind) or self._extras.get(name_or_kind)
+        entry = self._snapshot.models.get(name_or_kind) or self._extras.get(name_or_kind)
+        if entry is None:
+            from app.services.models import surely_absent
+
+            if surely_absent(name_or_kind):  # an invented name, refused without leaving the event loop
+                raise NotFound(
+                    f"no model named {name_or_kind!r}. `mlpipe models` (or GET /models) lists them"
+                )
+        return entry
 
     def _load_extra(self, name: str) -> CachedModel:
         from app.services.models import get_model, may_exist
