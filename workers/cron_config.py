@@ -35,3 +35,7 @@ cron.register(drain_predictions_job, queue_name=queue_name(DEFAULT), cron="* * *
               ttl=120)
 cron.register(score_predictions_job, queue_name=queue_name(DEFAULT), cron="*/5 * * * *", job_timeout=600,
               ttl=600)
+
+from workers.jobs import sweep_store_job  # noqa: E402 - store upkeep (issue 11)
+
+cron.register(sweep_store_job, queue_name=queue_name(DEFAULT), cron="17 * * * *", job_timeout=600, ttl=3600)

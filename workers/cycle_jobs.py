@@ -10,6 +10,7 @@ from typing import Any
 
 from app.services.cycle import build, drift, finish, rank, retrain, start
 from app.services.cycle.flow import run_stage
+from app.services.cycle.flow import stage_job_failed as _stage_failed
 
 
 def cycle_cron_job() -> str | None:
@@ -19,7 +20,7 @@ def cycle_cron_job() -> str | None:
 
 def cycle_start_job(cycle_id: str) -> list[str] | None:
     """Catch-up ingest, then enqueue one build per model definition, the rank and the drift jobs."""
-    return run_stage(cycle_id, "ingest", lambda: start.start(cycle_id))
+    return run_stage(cycle_id, "ingest", lambda: start.start(cycle_id), stage="start")
 
 
 def cycle_build_job(cycle_id: str, definition: str) -> dict[str, Any] | None:
@@ -29,12 +30,12 @@ def cycle_build_job(cycle_id: str, definition: str) -> dict[str, Any] | None:
 
 def cycle_rank_job(cycle_id: str) -> dict[str, Any] | None:
     """Apply DESIGN 6 to every candidate and active model, after all builds (failed ones too)."""
-    return run_stage(cycle_id, "rank", lambda: rank.rank(cycle_id))
+    return run_stage(cycle_id, "rank", lambda: rank.rank(cycle_id), stage="rank")
 
 
 def cycle_drift_job(cycle_id: str) -> list[str] | None:
     """Evaluate every active model on its unseen newest 24 h; enqueue retrains of the flagged, then finish."""
-    return run_stage(cycle_id, "drift", lambda: drift.drift_stage(cycle_id))
+    return run_stage(cycle_id, "drift", lambda: drift.drift_stage(cycle_id), stage="drift")
 
 
 def cycle_retrain_job(cycle_id: str, model_name: str) -> dict[str, Any] | None:
@@ -45,4 +46,10 @@ def cycle_retrain_job(cycle_id: str, model_name: str) -> dict[str, Any] | None:
 
 def cycle_finish_job(cycle_id: str) -> str | None:
     """Close the cycle (succeeded or partial) and release its lock."""
-    return run_stage(cycle_id, "finish", lambda: finish.finish_cycle(cycle_id).status)
+    return run_stage(cycle_id, "finish", lambda: finish.finish_cycle(cycle_id).status, stage="finish")
+
+
+def stage_job_failed(job: Any, _connection: Any, exc_type: Any, exc: Any, _traceback: Any) -> None:
+    """RQ failure callback of the start, rank, drift and finish jobs (raised, timed out, or worker died)."""
+    error = f"{getattr(exc_type, '__name__', exc_type)}: {exc}"[:300]
+    _stage_failed(job.args[0], job.meta.get("stage", "?"), bool(job.retries_left), error)

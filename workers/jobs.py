@@ -39,3 +39,11 @@ def score_predictions_job() -> dict[str, Any]:
 
     drain_predictions()
     return score_predictions()
+
+
+def sweep_store_job() -> dict[str, Any]:
+    """Every hour: remove what crashed writers left in the model store, and rewrite metadata.json copies
+    that lag their rows (a rewrite that failed after its commit)."""
+    from app.services.models import sweep_store
+
+    return sweep_store()

@@ -55,7 +55,9 @@ async def _caller_role(
     key = header_key or (bearer.credentials if bearer is not None else None)
     if not key:
         raise _unauthorized(f"missing API key: {HOW_TO_SEND}")
-    role = keys.cached_role(key) or await run_in_threadpool(keys.verify, key)
+    answered, role = keys.cached(key)
+    if not answered:
+        role = await run_in_threadpool(keys.verify, key)
     if role is None:
         raise _unauthorized(f"invalid or revoked API key: check it, or {HOW_TO_SEND}")
     return role

@@ -4,7 +4,7 @@
 
 Each code gets its schema (`ErrorOut`, `ValidationErrorOut` for 422, `ConflictOut` for 409) and an example
 answer; a keyword overrides a code's description (`unauthorized=`, `forbidden=`, `not_found=`, `conflict=`,
-`invalid=`, `unavailable=`).
+`invalid=`, `too_many=`, `unavailable=`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ _DEFAULTS: dict[int, tuple[str, str, type, dict[str, Any]]] = {
     422: ("invalid", "invalid request: each field and the reason", ValidationErrorOut, {
         "detail": f"invalid request: symbol: {_SYMBOL_REASON}",
         "errors": [{"field": "symbol", "reason": _SYMBOL_REASON}]}),
+    429: ("too_many", "too many requests of this kind from this key; retry after `Retry-After` seconds",
+          ErrorOut, {"detail": "more than 5 feature requests a second from this key; retry in 1 s"}),
     503: ("unavailable", "nothing can answer yet", ErrorOut, {
         "detail": "no active direction model yet: train one (`mlpipe cycle` or POST /cycles) or activate "
                   "one with PATCH /models/{name}"}),

@@ -9,6 +9,10 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 
 from app.api.schemas import PATTERN_HINTS
@@ -86,7 +90,26 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return await http_exception_handler(request, exc)
 
 
+# A dependency that is down or does not answer in time (DESIGN 8: a fast 503, never a 500 or a hang). Only
+# the kind of failure is named: the driver's text carries hosts and user names.
+_DEPENDENCY_ERRORS = {
+    OperationalError: "database", InterfaceError: "database", PoolTimeoutError: "database",
+    RedisConnectionError: "Redis", RedisTimeoutError: "Redis",
+}
+
+
+async def _dependency_error(_request: Request, exc: Exception) -> JSONResponse:
+    what = next((name for kind, name in _DEPENDENCY_ERRORS.items() if isinstance(exc, kind)), "a dependency")
+    return JSONResponse(
+        {"detail": f"the {what} does not answer ({type(exc).__name__}); retry in a few seconds"},
+        status_code=503,
+        headers={"Retry-After": "2"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    for kind in _DEPENDENCY_ERRORS:
+        app.add_exception_handler(kind, _dependency_error)
     app.add_exception_handler(MLPipeError, _mlpipe_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)

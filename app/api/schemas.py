@@ -240,7 +240,8 @@ class EnsembleOut(BaseModel):
         "description": "", "created_ts": "2026-01-01T00:00:00Z", "backtested_ts": "2026-01-01T00:05:00Z",
     }]})
 
-    id: int
+    id: int | None = Field(description="null for a config file in model_store/ensembles/ not registered yet "
+                           "(its first POST registers it)")
     name: str
     kind: str
     method: str

@@ -46,7 +46,11 @@ def api(host: str = HOST_OPTION, port: int = PORT_OPTION) -> None:
     """Serve the HTTP API (uvicorn); it holds the active models in memory."""
     import uvicorn
 
-    uvicorn.run("app.main:app", host=host, port=port, log_level=get_settings().log_level.lower())
+    settings = get_settings()
+    # SIGTERM: requests in flight get API_SHUTDOWN_SECONDS, then the process exits (every call they make to
+    # Redis or the database has its own timeout, so none can hold the shutdown longer)
+    uvicorn.run("app.main:app", host=host, port=port, log_level=settings.log_level.lower(),
+                timeout_graceful_shutdown=settings.api_shutdown_seconds)
 
 
 @app.command()
@@ -57,17 +61,16 @@ def worker(
     burst: bool = typer.Option(False, "--burst", help="run the queued jobs, then exit"),
 ) -> None:
     """Run an RQ worker on the project's queues; start as many as you like, on any machine."""
-    from rq import Worker
-
     from app.core.queues import KINDS, get_queue
-    from app.core.redis import get_redis
+    from app.core.redis import rq_connection
+    from workers.worker import MlpipeWorker
 
     settings = _logging_settings()
     _preload_job_modules()
     _recover_lost_cycles()
     names = [name.strip() for item in (queues or list(KINDS)) for name in item.split(",") if name.strip()]
-    connection = get_redis()
-    rq_worker = Worker([get_queue(name) for name in names], connection=connection)
+    # RQ's own client: RQ lengthens its read timeout for blocking pops, the application's stays short
+    rq_worker = MlpipeWorker([get_queue(name) for name in names], connection=rq_connection())
     # with_scheduler: RQ's own scheduler for delayed jobs and retry intervals (one worker holds its lock).
     rq_worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())
 

@@ -37,6 +37,34 @@ class Settings(BaseSettings):
     staleness_limit_minutes: int = 180
     model_expiry_hours: float = 72.0
     queue_prefix: str = "mlpipe"
+    # Every call to Redis or the database has a timeout (DESIGN 8): a dependency that accepts connections
+    # but never answers costs a bounded wait and a 503, never a hung request or worker.
+    redis_timeout_seconds: float = Field(default=1.0, gt=0, description="Redis connect and read timeout")
+    redis_max_connections: int = Field(default=64, ge=2, description="per process; beyond it calls wait")
+    redis_pool_wait_seconds: float = Field(default=0.5, ge=0, description="wait for a free Redis connection")
+    database_connect_timeout_seconds: int = Field(default=2, ge=2, description="libpq's minimum is 2")
+    database_statement_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="server-side statement_timeout; the client gives up 1 s later"
+    )
+    database_pool_size: int = Field(default=10, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
+    database_pool_wait_seconds: float = Field(default=1.0, gt=0, description="wait for a pooled connection")
+    api_shutdown_seconds: float = Field(
+        default=3.0, ge=0, description="SIGTERM: requests in flight get this long before the API exits"
+    )
+    prediction_log_capacity: int = Field(
+        default=20_000, ge=1, description="served predictions held in memory when Redis is slow or down"
+    )
+    cycle_lock_ttl_seconds: int = Field(
+        default=900, ge=2, description="the cycle lock lapses this long after the last heartbeat"
+    )
+    cycle_heartbeat_seconds: float = Field(default=15.0, gt=0, description="how often a cycle job beats")
+    cycle_lease_seconds: float = Field(
+        default=60.0, gt=0, description="a cycle job silent this long is taken for dead (database heartbeat)"
+    )
+    features_max_1m_bars: int = Field(
+        default=200_000, ge=1000, description="GET /features: most 1m candles one request may load"
+    )
     log_level: str = "INFO"
     log_json: bool = False
 

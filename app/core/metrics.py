@@ -16,6 +16,7 @@ Nothing here imports FastAPI, so services and workers record events cheaply.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -50,12 +51,14 @@ MODEL_LOADS = Counter("mlpipe_model_loads", "Models loaded from the store into m
 MODEL_RELOADS = Counter(
     "mlpipe_model_reloads", "Reloads of the in-memory model cache, by what triggered them.", ["reason"]
 )
-MODELS_LOADED = Gauge(
-    "mlpipe_models_loaded", "Models held in memory by the API process.", multiprocess_mode="livemax"
-)
 PREDICTION_LOG_DROPPED = Counter(
     "mlpipe_prediction_log_dropped",
-    "Served predictions the prediction log could not keep (Redis unreachable), so they are never scored.",
+    "Served predictions that could not be logged (so will never be scored), by reason: queue_full "
+    "(Redis slow or down for longer than the in-memory buffer lasts) or shutdown.",
+    ["reason"],
+)
+MODELS_LOADED = Gauge(
+    "mlpipe_models_loaded", "Models held in memory by the API process.", multiprocess_mode="livemax"
 )
 CYCLE_SECONDS_BUCKETS = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
 
@@ -64,6 +67,10 @@ def observe_prediction(model: str, kind: str, seconds: float) -> None:
     """Count one served prediction and its compute time (call once per answered prediction)."""
     PREDICTIONS.labels(model=model, kind=kind).inc()
     PREDICTION_SECONDS.labels(model=model).observe(seconds)
+
+
+def record_prediction_log_drop(reason: str, count: int = 1) -> None:
+    PREDICTION_LOG_DROPPED.labels(reason=reason).inc(count)
 
 
 def record_model_load(model: str) -> None:
@@ -77,10 +84,6 @@ def record_reload(reason: str) -> None:
 
 def set_models_loaded(count: int) -> None:
     MODELS_LOADED.set(count)
-
-
-def record_prediction_log_dropped(count: int) -> None:
-    PREDICTION_LOG_DROPPED.inc(count)
 
 
 def _cycles_key() -> str:
@@ -127,18 +130,32 @@ class CycleOutcomes(Collector):
     def describe(self) -> Iterable[Metric]:
         return list(self._families())
 
-    def collect(self) -> Iterable[Metric]:
+    # (when, read ok, (outcome counts, duration histogram fields))
+    _last: tuple[float, bool, tuple[dict[bytes, bytes], dict[bytes, bytes]]] = (0.0, True, ({}, {}))
+
+    def _counts(self) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
+        """Read at most once a second, and not again for 5 s after Redis failed to answer (scrapes stay
+        fast while it hangs; the last counts read are served meanwhile)."""
         from app.core.redis import get_redis
 
-        outcomes, durations = self._families()
+        when, ok, read = CycleOutcomes._last
+        if time.monotonic() - when < (1.0 if ok else 5.0):
+            return read
         try:
             pipe = get_redis().pipeline()
             pipe.hgetall(_cycles_key())
             pipe.hgetall(_cycle_seconds_key())
             counts, seconds = pipe.execute()
+            read = (counts, seconds)
+            CycleOutcomes._last = (time.monotonic(), True, read)
         except RedisError as exc:
             log.warning("cycle_metric_unreadable", error=str(exc))
-            counts, seconds = {}, {}
+            CycleOutcomes._last = (time.monotonic(), False, read)
+        return read
+
+    def collect(self) -> Iterable[Metric]:
+        outcomes, durations = self._families()
+        counts, seconds = self._counts()
         for outcome, value in sorted(counts.items()):
             outcomes.add_metric([outcome.decode()], float(value))
         by_outcome: dict[str, dict[str, float]] = {}

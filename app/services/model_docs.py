@@ -149,8 +149,9 @@ def readme_for(record: ModelRecord, model: BaseModel) -> str:
         f"{'beats' if perf.get('beats_baseline') else 'does not beat'} its baseline.",
         "",
         "Files: the model in a safe format (`" + model.artifact_file + "`), `config.json` (features, "
-        "hyperparameters, calibration) and `metadata.json`. Their SHA-256 are recorded in the database and "
-        "checked on every load, so edit none of them. Load it with "
+        "hyperparameters, calibration) and this README: their SHA-256 are recorded in the database and "
+        "checked on every load, so edit none of them. `metadata.json` is a readable copy of the model's "
+        "database row (status, live performance), rewritten when they change. Load it with "
         f"`app.ml.load_model(\"{record.name}\")`.",
         "",
     ]

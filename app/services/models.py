@@ -3,8 +3,13 @@
 Files and rows move together. `save_model` builds the whole directory in a private temp dir, publishes it
 with one rename, then inserts the row; if the insert fails the directory is removed again. A hard crash
 between the rename and the commit can leave a `model_NNN/` without a row, but nothing reaches files except
-through a row, so such a directory is invisible, and `sweep_store` deletes it later. The reverse (a row
-without files) cannot happen: the row is written only after its files are published and hashed.
+through a row, so such a directory is invisible, and `sweep_store` (an hourly cron job) deletes it later.
+The reverse (a row without files) cannot happen: the row is written only after its files are published
+and hashed.
+
+After that the artifacts never change. Status and live performance change only the row (the truth);
+metadata.json, a readable copy of it that is not among the verified files, is rewritten after each commit,
+so no failure of that rewrite, at any step, can make a model unloadable (docs/DECISIONS.md, "Store").
 """
 
 from __future__ import annotations
@@ -12,8 +17,8 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +27,8 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlmodel import Session, select
 
 from app.core.config import get_settings
-from app.core.db import session_scope
-from app.core.errors import BadInput, Conflict, IntegrityError, NotFound
+from app.core.db import after_commit, session_scope
+from app.core.errors import BadInput, Conflict, MLPipeError, NotFound
 from app.core.logging import get_logger
 from app.services.model_docs import jsonable, metadata_for, readme_for
 from app.store.artifacts import ModelStore
@@ -165,6 +170,7 @@ def save_model(
             store.remove(dir_name)
             raise
         model.name_, model.version_ = record.name, record.version
+        _forget_names()  # this process asks the database again for the next unknown name
         log.info("model saved", model=record.name, store_dir=dir_name, kind=record.kind)
         return record
     raise Conflict(f"could not claim a version of {family!r} after {_SAVE_ATTEMPTS} tries; retry")
@@ -209,6 +215,43 @@ def _not_found(session: Session, name: str) -> NotFound:
     return NotFound(f"no model named {name!r}{hint}. `mlpipe models` (or GET /models) lists them")
 
 
+_NAMES_SECONDS = 1.0
+_names: tuple[float, frozenset[str]] = (float("-inf"), frozenset())
+_names_lock = threading.Lock()
+
+
+def may_exist(name_or_dir: str) -> bool:
+    """False only when no model has that name or directory, per a list re-read at most once a second.
+
+    Lets a request for a made-up name be refused without a query each (a flood of invented names costs
+    one small query a second). A model saved by another process in the last second may read as unknown
+    for that second; one saved by this process is found at once.
+    """
+    global _names
+    read_at, names = _names
+    if name_or_dir in names:
+        return True
+    with _names_lock:
+        read_at, names = _names
+        if time.monotonic() - read_at >= _NAMES_SECONDS:
+            with session_scope() as session:
+                rows = session.exec(select(ModelRecord.name, ModelRecord.store_dir)).all()
+            names = frozenset(n for row in rows for n in row if n)
+            _names = (time.monotonic(), names)
+    return name_or_dir in names
+
+
+def _forget_names() -> None:
+    global _names
+    _names = (float("-inf"), frozenset())
+
+
+def surely_absent(name_or_dir: str) -> bool:
+    """True when the list of names read less than a second ago lacks it (no I/O; False when unsure)."""
+    read_at, names = _names
+    return time.monotonic() - read_at < _NAMES_SECONDS and name_or_dir not in names
+
+
 def get_model(name: str) -> ModelRecord:
     with session_scope() as session:
         record = _find(session, name)
@@ -244,12 +287,7 @@ def load_model(name_or_dir: str) -> BaseModel:
     if not record.store_dir:
         raise Conflict(f"{record.name} has no stored files (status {record.status}: "
                        f"{record.error or 'training did not finish'}); train a new version")
-    store = model_store()
-    try:
-        directory = store.read_verified(record.store_dir, record.artifact_sha256)
-    except IntegrityError:
-        record = get_model(name_or_dir)  # metadata.json may have been refreshed since the row was read
-        directory = store.read_verified(record.store_dir, record.artifact_sha256)
+    directory = model_store().read_verified(record.store_dir, record.artifact_sha256)
     config = json.loads((directory / "config.json").read_text())
     model = _model_class_for(record.kind).load_artifacts(directory, config)
     model.name_, model.version_ = record.name, record.version
@@ -283,6 +321,68 @@ def model_events(model_name: str) -> list[ModelEvent]:
         return list(session.exec(stmt).all())
 
 
+def _locked(session: Session, name: str) -> ModelRecord:
+    """The row of `name`, locked until the caller's transaction ends (FOR UPDATE; on SQLite the
+    write session's BEGIN IMMEDIATE)."""
+    record = session.exec(select(ModelRecord).where(ModelRecord.name == name).with_for_update()).first()
+    if record is None:
+        raise _not_found(session, name)
+    return record
+
+
+def change_status(
+    session: Session,
+    name: str,
+    status: str,
+    reason: str,
+    *,
+    numbers: dict[str, Any] | None = None,
+    cycle_id: str | None = None,
+) -> ModelRecord | None:
+    """Move a model along the lifecycle of DESIGN 6 inside the caller's transaction, and record why.
+
+    Returns the changed row, or None when it already has that status (nothing changes, nothing is
+    recorded). Never commits: several changes (a ranking plan) are one transaction when the caller makes
+    them in one session. Once that commits, the model's metadata.json is rewritten and every API process
+    is told to reload (never before, and never if it rolls back).
+    """
+    if status not in MODEL_STATUSES:
+        raise BadInput(f"unknown status {status!r}; one of {', '.join(MODEL_STATUSES)}")
+    record = _locked(session, name)
+    previous = record.status
+    if previous == status:
+        return None
+    allowed = TRANSITIONS[previous]
+    if status not in allowed:
+        raise Conflict(
+            f"{name} is {previous}; it can become {', '.join(sorted(allowed)) or 'nothing else'}, "
+            f"not {status}"
+        )
+    numbers = {"from": previous, "to": status, **(numbers or {})}
+    record_event(name, _STATUS_EVENT.get(status, "status_changed"), reason, numbers=numbers,
+                 cycle_id=cycle_id, session=session)
+    record.status = status
+    session.add(record)
+    after_commit(session, lambda: _metadata_after_commit(name))
+    _notify_after_commit(session, name, status)
+    log.info("model status changed", model=name, status=status, previous=previous, reason=reason)
+    return record
+
+
+def _notify_after_commit(session: Session, name: str, status: str) -> None:
+    """One message per transaction, however many models it changed (a ranking changes several)."""
+    changed = session.info.setdefault("models_changed", [])
+    changed.append((name, status))
+    if len(changed) == 1:
+        def notify() -> None:
+            from app.store.cache import notify_models_changed
+
+            names = ",".join(n for n, _ in changed)
+            notify_models_changed(names, changed[-1][1] if len(changed) == 1 else "several")
+
+        after_commit(session, notify)
+
+
 def set_status(
     name: str,
     status: str,
@@ -291,85 +391,86 @@ def set_status(
     numbers: dict[str, Any] | None = None,
     cycle_id: str | None = None,
 ) -> ModelRecord:
-    """Move a model along the lifecycle of DESIGN 6, record why, and keep its metadata.json in step.
-
-    Setting the status it already has changes nothing and records nothing.
-    """
-    if status not in MODEL_STATUSES:
-        raise BadInput(f"unknown status {status!r}; one of {', '.join(MODEL_STATUSES)}")
-    def change(session: Session, record: ModelRecord) -> None:
-        allowed = TRANSITIONS[record.status]
-        if status not in allowed:
-            raise Conflict(
-                f"{name} is {record.status}; it can become {', '.join(sorted(allowed)) or 'nothing else'}, "
-                f"not {status}"
-            )
-        record_event(name, _STATUS_EVENT.get(status, "status_changed"), reason,
-                     numbers={"from": record.status, "to": status, **(numbers or {})}, cycle_id=cycle_id,
-                     session=session)
-        record.status = status
-
-    previous = get_model(name).status
-    if previous == status:
-        return get_model(name)
-    record = _update_with_metadata(name, change)
-    log.info("model status changed", model=name, status=status, previous=previous, reason=reason)
-    from app.store.cache import notify_models_changed
-
-    notify_models_changed(name, status)  # after the commit: every API process reloads its champions
+    """One status change in its own transaction (PATCH /models/{name}, the seed's `db` calls)."""
+    with session_scope(write=True) as session:
+        record = change_status(session, name, status, reason, numbers=numbers, cycle_id=cycle_id)
+        if record is None:
+            record = _locked(session, name)
     return record
 
 
 def update_live_performance(name: str, accuracy: float | None, trades_evaluated: int) -> ModelRecord:
     """Record how a served model scored on outcomes that have since happened (DESIGN 8)."""
-    def change(_session: Session, record: ModelRecord) -> None:
+    with session_scope(write=True) as session:
+        record = _locked(session, name)
         record.live_performance = jsonable({"accuracy": accuracy, "trades_evaluated": int(trades_evaluated),
                                             "last_updated": utcnow().isoformat()})
-
-    return _update_with_metadata(name, change)
-
-
-def _update_with_metadata(name: str, change: Callable[[Session, ModelRecord], None]) -> ModelRecord:
-    """Change a row under a row lock and rewrite its metadata.json to match, hash included.
-
-    The file is swapped atomically before the commit; if the commit fails the old file is put back, so the
-    recorded hash and the file never disagree for longer than that moment (`load_model` re-reads once).
-    """
-    store = model_store()
-    old: bytes | None = None
-    record: ModelRecord | None = None
-    try:
-        with session_scope() as session:
-            stmt = select(ModelRecord).where(ModelRecord.name == name).with_for_update()
-            record = session.exec(stmt).first()
-            if record is None:
-                raise _not_found(session, name)
-            change(session, record)
-            if not record.store_dir:  # a failed build recorded without files: only the row changes
-                return record
-            directory = store.read_verified(record.store_dir, record.artifact_sha256)
-            old = (directory / "metadata.json").read_bytes()
-            metadata = json.loads(old)
-            metadata["status"], metadata["live_performance"] = record.status, dict(record.live_performance)
-            content = (json.dumps(metadata, indent=2) + "\n").encode()
-            new_hash = store.replace_file(record.store_dir, "metadata.json", content)
-            record.artifact_sha256 = {**record.artifact_sha256, "metadata.json": new_hash}
-            session.add(record)
-    except BaseException:
-        if old is not None and record is not None:
-            store.replace_file(record.store_dir, "metadata.json", old)
-        raise
+        session.add(record)
+        after_commit(session, lambda: _metadata_after_commit(name))
     return record
 
 
+def _metadata_after_commit(name: str) -> None:
+    try:
+        refresh_metadata(name)
+    except MLPipeError as exc:  # the row is the truth; the next update or `sweep_store` rewrites the copy
+        log.warning("metadata_not_rewritten", model=name, error=exc.message)
+
+
+def _metadata_of(record: ModelRecord, current: Any) -> dict[str, Any]:
+    if isinstance(current, dict):
+        return {**current, "status": record.status, "live_performance": dict(record.live_performance)}
+    return metadata_for(record, dependencies=[], is_classifier=record.kind in ("direction", "momentum"))
+
+
+def refresh_metadata(name: str) -> bool:
+    """Make a model's metadata.json say what its row says; True when the file had to be rewritten.
+
+    metadata.json is a readable copy of the row (DESIGN 7), never verified and never loaded. It is rendered
+    from the row read under the directory's lock, so the last writer writes the newest committed state
+    whatever order concurrent commits came in; a write that failed or died is mended by the next one.
+    """
+    store = model_store()
+    record = get_model(name)
+    if not record.store_dir:
+        return False
+    try:
+        with store.document_lock(record.store_dir):
+            record = get_model(name)
+            raw = store.read_document(record.store_dir, "metadata.json")
+            try:
+                current = json.loads(raw) if raw is not None else None
+            except ValueError:
+                current = None
+            wanted = _metadata_of(record, current)
+            if wanted == current:
+                return False
+            content = (json.dumps(wanted, indent=2) + "\n").encode()
+            store.write_document(record.store_dir, "metadata.json", content)
+    except FileNotFoundError:
+        raise NotFound(f"model directory {record.store_dir} of {name} does not exist") from None
+    return True
+
+
 def sweep_store(older_than_s: float = 3600.0) -> dict[str, list[str]]:
-    """Remove what crashed writers left behind: temp dirs, and model dirs that never got their row."""
+    """Mend what crashed or failed writers left: temp files and dirs, model dirs that never got their row,
+    and metadata.json files that lag their row (a rewrite that failed after its commit)."""
     store = model_store()
     stale_tmp = store.cleanup_stale_tmp(older_than_s)
     with session_scope() as session:
-        known = set(session.exec(select(ModelRecord.store_dir)).all())
+        rows = session.exec(select(ModelRecord.name, ModelRecord.store_dir)).all()
+    known = {store_dir for _, store_dir in rows}
     cutoff = time.time() - older_than_s
     orphans = [d for d in store.list_dirs() if d not in known and store.path(d).stat().st_mtime < cutoff]
     for dir_name in orphans:
         store.remove(dir_name)
-    return {"tmp": stale_tmp, "orphans": orphans}
+    present = set(store.list_dirs())
+    rewritten = []
+    for name, store_dir in rows:
+        if store_dir in present:
+            try:
+                if refresh_metadata(name):
+                    rewritten.append(name)
+            except MLPipeError as exc:
+                log.warning("metadata_not_rewritten", model=name, error=exc.message)
+    return {"tmp": stale_tmp, "orphans": orphans, "metadata": sorted(rewritten)}

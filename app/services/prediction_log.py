@@ -15,21 +15,21 @@ from __future__ import annotations
 
 import json
 import math
-import queue
 import threading
 import time
-from collections import defaultdict
+import uuid
+from collections import defaultdict, deque
 from typing import Any
 
 import numpy as np
-from redis.exceptions import RedisError
 from sqlalchemy import func
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
 
 from app.core.background import BackgroundLoop
 from app.core.config import get_settings
 from app.core.logging import get_logger
-from app.core.metrics import record_prediction_log_dropped
+from app.core.metrics import record_prediction_log_drop
 
 log = get_logger(__name__)
 
@@ -43,14 +43,34 @@ def log_key() -> str:
 
 
 class PredictionLog:
-    """An in-process buffer flushed to Redis by one daemon thread."""
+    """A bounded in-process buffer flushed to Redis by one daemon thread.
 
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+    `put` never blocks and never does I/O. While Redis is slow or down, entries wait here (a failed batch
+    goes back to the front); past `PREDICTION_LOG_CAPACITY` new ones are dropped, and every dropped entry is
+    counted in `/metrics` (`mlpipe_prediction_log_dropped_total{reason}`), so no loss is silent.
+    """
+
+    def __init__(self, capacity: int | None = None) -> None:
+        self._capacity = capacity
+        self._buffer: deque[dict[str, Any]] = deque()
+        self._lock = threading.Lock()
         self._loop = BackgroundLoop("prediction-log", self._run)
+        self._failing_since: float | None = None
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity or get_settings().prediction_log_capacity
+
+    def __len__(self) -> int:
+        return len(self._buffer)
 
     def put(self, entry: dict[str, Any]) -> None:
-        self._queue.put(entry)
+        with self._lock:
+            full = len(self._buffer) >= self.capacity
+            if not full:
+                self._buffer.append(entry)
+        if full:
+            record_prediction_log_drop("queue_full")
         if not self._loop.running:
             self.start()
 
@@ -58,31 +78,52 @@ class PredictionLog:
         self._loop.start()
 
     def stop(self) -> None:
-        self._loop.stop()
-        self.flush()
+        """Stop the thread, then flush what is left; what Redis does not take now is counted as dropped."""
+        self._loop.stop(timeout=1.0)
+        while self.flush() > 0:
+            pass
+        with self._lock:
+            left = len(self._buffer)
+            self._buffer.clear()
+        if left:
+            record_prediction_log_drop("shutdown", left)
+            log.warning("predictions_not_logged_at_shutdown", count=left)
 
     def flush(self) -> int:
-        batch: list[dict[str, Any]] = []
-        while len(batch) < _MAX_BATCH:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
+        """Push one batch to Redis; returns how many entries it pushed (0 when Redis refused them)."""
+        with self._lock:
+            batch = [self._buffer.popleft() for _ in range(min(_MAX_BATCH, len(self._buffer)))]
         if not batch:
             return 0
         from app.core.redis import get_redis
 
         try:
             get_redis().rpush(log_key(), *[json.dumps(e) for e in batch])
-        except RedisError as exc:
-            log.warning("predictions_not_logged", count=len(batch), error=str(exc))
-            record_prediction_log_dropped(len(batch))
+        except Exception as exc:  # Redis down or hung, or its client closed under us: keep the batch
+            self._put_back(batch)
+            if self._failing_since is None:
+                self._failing_since = time.monotonic()
+                log.warning("predictions_not_logged_yet", count=len(batch), error=str(exc))
             return 0
+        if self._failing_since is not None:
+            log.info("predictions_logged_again", after_s=round(time.monotonic() - self._failing_since, 1))
+            self._failing_since = None
         return len(batch)
+
+    def _put_back(self, batch: list[dict[str, Any]]) -> None:
+        with self._lock:
+            room = max(0, self.capacity - len(self._buffer))
+            kept = batch[:room]
+            self._buffer.extendleft(reversed(kept))
+        if len(batch) > len(kept):
+            record_prediction_log_drop("queue_full", len(batch) - len(kept))
 
     def _run(self, stopping: threading.Event) -> None:
         while not stopping.is_set():
-            if self.flush() < _MAX_BATCH:
+            pushed = self.flush()
+            if pushed == 0 and self._failing_since is not None:
+                stopping.wait(1.0)  # Redis refused: back off instead of hammering it
+            elif pushed < _MAX_BATCH:
                 stopping.wait(_FLUSH_SECONDS)
 
 
@@ -93,35 +134,83 @@ def get_prediction_log() -> PredictionLog:
     return _log
 
 
-def drain_predictions(batch_size: int = 1000) -> int:
+# Move up to ARGV[1] entries from the log to this drain's own processing list, and note when it claimed
+# them: one atomic step, so two drains never hold the same entry and no entry is ever in neither list.
+_CLAIM = """
+local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+if #items > 0 then
+  redis.call('LTRIM', KEYS[1], #items, -1)
+  redis.call('RPUSH', KEYS[2], unpack(items))
+  redis.call('ZADD', KEYS[3], ARGV[2], KEYS[2])
+end
+return items
+"""
+_STALE_CLAIM_SECONDS = 300.0  # longer than a drain job may run (its job timeout is 120 s)
+_DRAIN_SECONDS = 60.0  # one run stops claiming after this; the next tick carries on
+
+
+def _processing_index() -> str:
+    return f"{log_key()}:processing"
+
+
+def drain_predictions(batch_size: int = 1000, stale_after_s: float = _STALE_CLAIM_SECONDS) -> int:
     """Move logged predictions from Redis into the `predictions` table; returns how many rows were added.
 
-    Entries leave Redis only after their batch is committed (read, insert, then trim), so a crash in
-    between replays the batch, which the unique request id turns into a no-op.
+    Safe under any concurrency (two workers, RQ's at-least-once retries): each drain claims a batch by
+    moving it atomically to its own processing list, inserts it (`ON CONFLICT DO NOTHING` on the request
+    id, so a replay is a no-op), commits, and only then deletes its list. A drain that died between claim
+    and commit leaves its list behind; any later drain takes it over once it is `stale_after_s` old.
     """
-    from app.core.db import session_scope
     from app.core.redis import get_redis
-    from app.tables.predictions import Prediction
 
     redis = get_redis()
-    added = 0
-    while True:
-        raw = redis.lrange(log_key(), 0, batch_size - 1)
+    added = _recover(redis, stale_after_s)
+    claim = redis.register_script(_CLAIM)
+    deadline = time.monotonic() + _DRAIN_SECONDS
+    while time.monotonic() < deadline:
+        mine = f"{log_key()}:processing:{uuid.uuid4().hex}"
+        raw = claim(keys=[log_key(), mine, _processing_index()], args=[batch_size, time.time()])
         if not raw:
-            return added
-        entries = [json.loads(r) for r in raw]
-        ids = [e["request_id"] for e in entries]
-        with session_scope() as session:
-            known = set(
-                session.exec(select(Prediction.request_id).where(Prediction.request_id.in_(ids))).all()
-            )
-            for e in entries:
-                if e["request_id"] in known:
-                    continue
-                known.add(e["request_id"])
-                session.add(Prediction(**e))
-                added += 1
-        redis.ltrim(log_key(), len(raw), -1)
+            break
+        added += _store(raw)
+        _release(redis, mine)
+    return added
+
+
+def _recover(redis: Any, stale_after_s: float) -> int:
+    """Store and release the batches of drains that claimed them and died (idempotent, so racing is fine)."""
+    added = 0
+    for key in redis.zrangebyscore(_processing_index(), "-inf", time.time() - stale_after_s):
+        raw = redis.lrange(key, 0, -1)
+        if raw:
+            log.warning("prediction_batch_recovered", entries=len(raw), claim=key.decode())
+            added += _store(raw)
+        _release(redis, key)
+    return added
+
+
+def _release(redis: Any, key: Any) -> None:
+    pipe = redis.pipeline()
+    pipe.delete(key)
+    pipe.zrem(_processing_index(), key)
+    pipe.execute()
+
+
+def _store(raw: list[bytes]) -> int:
+    """Insert a batch; rows whose request id is already stored are skipped. Returns the rows added."""
+    from app.core.db import session_scope
+    from app.tables.predictions import Prediction
+
+    rows = {}
+    for item in raw:
+        entry = json.loads(item)
+        rows.setdefault(entry["request_id"], entry)  # a request id twice in one batch: the first wins
+    with session_scope(write=True) as session:
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = insert(Prediction).on_conflict_do_nothing(index_elements=["request_id"])
+        result = session.execute(stmt.returning(Prediction.id), list(rows.values()))
+        return len(result.all())
 
 
 def _positive(kind: str, answer: dict[str, Any]) -> bool | None:

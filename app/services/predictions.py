@@ -7,6 +7,7 @@ dissimilarity index, and a log entry handed to a background thread.
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import time
 import uuid
@@ -20,7 +21,7 @@ import pandas as pd
 
 from app.core.config import get_settings
 from app.core.errors import BadInput, NotFound, Unavailable
-from app.data.candles import last_candle_ts, load_candles
+from app.data.candles import last_candle_ts, load_candles, stored_symbols
 from app.data.frames import TIMEFRAME_MS, candles_frame, index_ms
 from app.store.cache import CachedModel, ModelCache
 
@@ -104,28 +105,97 @@ def _rows(entry: CachedModel, candles: pd.DataFrame, what: str) -> tuple[pd.Data
 
 
 _LAST_TS_TTL = 0.5
-_last_ts: dict[str, tuple[float, int | None]] = {}
+_LAST_TS_SIZE = 4096  # symbols remembered: requests naming many symbols cannot grow memory
+_last_ts: OrderedDict[str, tuple[float, int | None]] = OrderedDict()
+
+
+_FRESH_WAIT_SECONDS = 0.25  # how long a request waits for the re-read before it uses the last known value
+_STALE_OK_SECONDS = 60.0  # ... and how old that value may be (older: the request waits for the database)
+_reads: dict[str, tuple[float, concurrent.futures.Future[int | None]]] = {}  # symbol -> (started, read)
+_reads_lock = threading.Lock()
+
+
+def _read_newest(symbol: str) -> concurrent.futures.Future[int | None]:
+    """One re-read per symbol at a time, on its own daemon thread (a hung database blocks only it)."""
+    with _reads_lock:
+        running = _reads.get(symbol)
+        if running is not None:
+            return running[1]
+        future: concurrent.futures.Future[int | None] = concurrent.futures.Future()
+        _reads[symbol] = (time.monotonic(), future)
+
+    def read() -> None:
+        try:
+            value = last_candle_ts(symbol)
+            _last_ts[symbol] = (time.monotonic(), value)
+            if len(_last_ts) > _LAST_TS_SIZE:
+                _last_ts.popitem(last=False)
+            future.set_result(value)
+        except BaseException as exc:  # handed to the waiting request (a 503), or dropped if none waits
+            future.set_exception(exc)
+        finally:
+            with _reads_lock:
+                _reads.pop(symbol, None)
+
+    threading.Thread(target=read, name="newest-candle", daemon=True).start()
+    return future
+
+
+_SYMBOLS_SECONDS = 1.0
+_symbols: tuple[float, frozenset[str]] = (float("-inf"), frozenset())
+_symbols_lock = threading.Lock()
+
+
+def _may_have_candles(symbol: str) -> bool:
+    """False only when no candles are stored for the symbol, per a list re-read at most once a second
+    (requests naming invented symbols cost no query each; a symbol ingested a moment ago is found)."""
+    global _symbols
+    if symbol in _symbols[1]:
+        return True
+    with _symbols_lock:
+        read_at, known = _symbols
+        if time.monotonic() - read_at >= _SYMBOLS_SECONDS:
+            known = frozenset(stored_symbols())
+            _symbols = (time.monotonic(), known)
+    return symbol in known
 
 
 def _newest_ts(symbol: str) -> int | None:
-    """The newest stored 1m candle, re-read at most every half second (candles arrive once a minute)."""
-    now = time.monotonic()
+    """The newest stored 1m candle, re-read at most every half second (candles arrive once a minute).
+
+    While the database is slow or down, a symbol read in the last minute is answered from its last known
+    candle after a quarter of a second, so predictions from cached inputs stay fast (`as_of` says which
+    candle they are from); one never read waits for the database, within its timeouts.
+    """
     hit = _last_ts.get(symbol)
-    if hit is not None and now - hit[0] < _LAST_TS_TTL:
+    age = time.monotonic() - hit[0] if hit is not None else None
+    if hit is not None and age < _LAST_TS_TTL:
         return hit[1]
-    value = last_candle_ts(symbol)
-    _last_ts[symbol] = (now, value)
-    return value
+    if hit is None and not _may_have_candles(symbol):
+        return None
+    future = _read_newest(symbol)
+    if hit is None or age >= _STALE_OK_SECONDS:
+        return future.result()
+    started = _reads.get(symbol, (time.monotonic(), None))[0]
+    wait = max(0.0, _FRESH_WAIT_SECONDS - (time.monotonic() - started))  # one wait per slow read, not each
+    try:
+        return future.result(timeout=wait)
+    except Exception:  # noqa: BLE001 - slow (TimeoutError) or down: the last known candle answers
+        return hit[1]
+
+
+def _no_candles(symbol: str) -> NotFound:
+    return NotFound(
+        f"symbol: no candles stored for {symbol!r}; ingest it (`mlpipe ingest --symbols "
+        f"{symbol}`) or send `candles` or `features` in the body"
+    )
 
 
 def stored_inputs(entry: CachedModel, symbol: str) -> Inputs:
     """Features of the newest stored candles, computed once per new candle."""
     last = _newest_ts(symbol)
     if last is None:
-        raise NotFound(
-            f"symbol: no candles stored for {symbol!r}; ingest it (`mlpipe ingest --symbols "
-            f"{symbol}`) or send `candles` or `features` in the body"
-        )
+        raise _no_candles(symbol)
     key = (symbol, entry.timeframe, last, entry.features)
     hit = feature_rows.get(key)
     if hit is not None:
@@ -279,7 +349,12 @@ def _memory_inputs(entry: CachedModel, body: Any) -> Inputs | None:
             return None
         return body_feature_inputs(entry, body.symbol, body.features, body.as_of)
     hit = _last_ts.get(body.symbol)
-    if hit is None or time.monotonic() - hit[0] >= _LAST_TS_TTL:
+    if hit is None:
+        read_at, known = _symbols
+        if time.monotonic() - read_at < _SYMBOLS_SECONDS and body.symbol not in known:
+            raise _no_candles(body.symbol)  # an invented symbol, refused without leaving the event loop
+        return None
+    if time.monotonic() - hit[0] >= _LAST_TS_TTL:
         return None
     return feature_rows.get((body.symbol, entry.timeframe, hit[1], entry.features))
 

@@ -32,6 +32,7 @@ log = get_logger(__name__)
 
 KINDS = ("direction", "risk", "price", "momentum", "volatility")
 _EXTRA_CAPACITY = 16
+_LOAD_SLOTS = 2
 
 
 def _channel() -> str:
@@ -116,7 +117,9 @@ class ModelCache:
         self.db_poll_seconds = db_poll_seconds
         self._snapshot = Snapshot({}, {})
         self._extras: OrderedDict[str, CachedModel] = OrderedDict()
-        self._lock = threading.Lock()  # serialises reloads and on-demand loads, never reads
+        self._lock = threading.Lock()  # serialises reloads and snapshot changes, never reads
+        self._loading: dict[str, threading.Lock] = {}  # one gate per model name loaded on demand
+        self._load_slots = threading.BoundedSemaphore(_LOAD_SLOTS)
         self._watcher = BackgroundLoop("model-cache-watch", self._watch)
         self._seen_version: bytes | None = None
         self.reloads = 0
@@ -146,20 +149,37 @@ class ModelCache:
         """Like `resolve`, but None instead of any I/O (a model by name not in memory yet)."""
         if name_or_kind in KINDS:
             return self.resolve(name_or_kind)
-        return self._snapshot.models.get(name_or_kind) or self._extras.get(name_or_kind)
+        entry = self._snapshot.models.get(name_or_kind) or self._extras.get(name_or_kind)
+        if entry is None:
+            from app.services.models import surely_absent
+
+            if surely_absent(name_or_kind):  # an invented name, refused without leaving the event loop
+                raise NotFound(
+                    f"no model named {name_or_kind!r}. `mlpipe models` (or GET /models) lists them"
+                )
+        return entry
 
     def _load_extra(self, name: str) -> CachedModel:
-        from app.services.models import get_model
+        from app.services.models import get_model, may_exist
 
+        if not may_exist(name):  # an invented name costs no query (a flood of them, one a second)
+            raise NotFound(f"no model named {name!r}. `mlpipe models` (or GET /models) lists them")
         record = get_model(name)  # NotFound (404) with a hint when unknown
         if record.status == "failed":
             raise NotFound(f"model {name!r} failed during training or validation and cannot answer")
         with self._lock:
-            entry = self._extras.get(name) or self._load(record)
-            self._extras[name] = entry
-            self._extras.move_to_end(name)
-            while len(self._extras) > _EXTRA_CAPACITY:
-                self._extras.popitem(last=False)
+            gate = self._loading.setdefault(name, threading.Lock())
+        # Loaded outside the reload lock (a hot reload never waits for a by-name load), once per name at a
+        # time, and at most _LOAD_SLOTS at once, so many names asked for cannot take every core.
+        with gate, self._load_slots:
+            entry = self._extras.get(name)
+            if entry is None:
+                entry = self._load(record)
+            with self._lock:
+                self._extras[name] = entry
+                self._extras.move_to_end(name)
+                while len(self._extras) > _EXTRA_CAPACITY:
+                    self._extras.popitem(last=False)
         return entry
 
     # ---- loading ---------------------------------------------------------------------------------------
@@ -226,7 +246,7 @@ class ModelCache:
         self._watcher.start()
 
     def stop(self) -> None:
-        self._watcher.stop()
+        self._watcher.stop(timeout=1.0)  # a daemon thread: a watcher stuck on a hung dependency dies with us
 
     def _watch(self, stopping: threading.Event) -> None:
         from app.core.redis import get_redis

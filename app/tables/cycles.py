@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, BigInteger, Column
 from sqlmodel import Field, SQLModel
 
 from app.tables.models import UTCDateTime, utcnow
@@ -33,3 +33,20 @@ class Cycle(SQLModel, table=True):
     created_ts: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     started_ts: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     finished_ts: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    fence: int | None = Field(
+        default=None, sa_column=Column(BigInteger, nullable=True),
+        description="fencing token taken with the lock; a write carrying an older one is refused",
+    )
+    heartbeat_ts: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime, nullable=True),
+        description="last sign of life of one of its jobs (the lock's heartbeat, also kept in the database)",
+    )
+
+
+class CycleFence(SQLModel, table=True):
+    """The newest fencing token handed to a cycle (one row). Every cycle write checks its own against it."""
+
+    __tablename__ = "cycle_fence"
+
+    name: str = Field(primary_key=True, max_length=16)
+    token: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))

@@ -5,19 +5,18 @@ The kill test uses it so that a job it was running when SIGKILLed is found aband
 
 from __future__ import annotations
 
-from rq import Worker
-
 from app.core.queues import KINDS, get_queue
-from app.core.redis import get_redis
+from app.core.redis import rq_connection
+from workers.worker import MlpipeWorker
 
 
-class ShortHeartbeatWorker(Worker):
+class ShortHeartbeatWorker(MlpipeWorker):
     def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:  # noqa: ANN001
         return 2
 
 
 if __name__ == "__main__":
     worker = ShortHeartbeatWorker(
-        [get_queue(k) for k in KINDS], connection=get_redis(), job_monitoring_interval=1
+        [get_queue(k) for k in KINDS], connection=rq_connection(), job_monitoring_interval=1
     )
     worker.work(burst=True, logging_level="WARNING")

@@ -36,10 +36,18 @@ def test_second_cycle_while_one_runs_gets_409_with_the_running_id(monkeypatch: p
         assert client.get("/cycles/nope", headers=headers).status_code == 404
 
 
-def test_a_stale_lock_expires_and_its_cycle_is_marked_interrupted() -> None:
+def test_a_stale_lock_expires_and_its_cycle_is_marked_interrupted(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from app.core.config import reset_settings
+
+    monkeypatch.setenv("CYCLE_LEASE_SECONDS", "0.3")
+    reset_settings()
     seed_candles(days=1)
     cycle = start_cycle("operator", {"definitions": one_per_kind()[:1], "window_days": 1})
     cycle_lock.get_redis().delete(cycle_lock.lock_key())  # what the expiry does after the last heartbeat
+    assert recover_interrupted() == [], "no job has been silent for the lease yet"
+    time.sleep(0.4)
     assert recover_interrupted() == [cycle.id]
     assert get_cycle(cycle.id).status == "interrupted"
     run_workers()  # its leftover job sees the cycle is over and does nothing

@@ -21,7 +21,7 @@ from sqlmodel import select
 
 from app.core.db import session_scope
 from app.core.queues import KINDS, get_queue
-from app.core.redis import get_redis
+from app.core.redis import get_redis, rq_connection
 from app.services.cycle import get_cycle, recover_interrupted, start_cycle
 from app.services.cycle import lock as cycle_lock
 from app.store.artifacts import sha256_file
@@ -34,11 +34,11 @@ TERMINAL = ("succeeded", "partial", "interrupted")
 # a long-running forking worker whose job heartbeats last 2 s, so the jobs of a killed one are soon
 # found abandoned (RQ's default is >= 60 s; the cycle's lock TTL is sized for that default)
 KILLABLE_WORKER = (
-    "from app.core.redis import get_redis\n"
+    "from app.core.redis import rq_connection\n"
     "from tests.cycle.short_heartbeat_worker import ShortHeartbeatWorker\n"
     "from app.core.queues import KINDS, get_queue\n"
-    "ShortHeartbeatWorker([get_queue(k) for k in KINDS], connection=get_redis(), job_monitoring_interval=1)"
-    ".work(logging_level='WARNING')\n"
+    "ShortHeartbeatWorker([get_queue(k) for k in KINDS], connection=rq_connection(),\n"
+    "                     job_monitoring_interval=1).work(logging_level='WARNING')\n"
 )
 MLPIPE = "from app.cli import main; main()"
 
@@ -151,21 +151,28 @@ def test_restarting_every_worker_mid_cycle_keeps_finished_models_and_the_cycle_e
     assert start_cycle("operator", options).status == "queued", "a new cycle must be able to start"
 
 
-def test_a_cycle_no_job_can_resume_reads_as_interrupted_once_its_lock_expires() -> None:
+def test_a_cycle_no_job_can_resume_reads_as_interrupted_once_its_lock_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A worker killed in a stage that has no retry (drift) leaves no job to carry the cycle on: once the
     lock lapses, any read of that cycle (GET /cycles/{id}, `mlpipe cycle --show/--wait`) says so."""
     seed_candles(days=1, symbols=SYMBOLS[:1])
     options = {"definitions": [definition("gradient_boosting", "kept_model")], "window_days": 1}
     cycle = start_cycle("operator", {**options, "symbols": SYMBOLS[:1]})
-    worker = SimpleWorker([get_queue(kind) for kind in KINDS], connection=get_redis())
+    worker = SimpleWorker([get_queue(kind) for kind in KINDS], connection=rq_connection())
     worker.work(burst=True, max_jobs=3, logging_level="WARNING")  # start, the build, rank
     assert get_cycle(cycle.id).stage == "rank"
     get_queue("cycle").empty()  # the drift job died with its worker and was not retried
     get_redis().delete(cycle_lock.lock_key())  # what the lock's expiry does, LOCK_TTL_SECONDS later
+    from app.core.config import reset_settings
+
+    monkeypatch.setenv("CYCLE_LEASE_SECONDS", "0.3")  # and its jobs have been silent for the lease
+    reset_settings()
+    time.sleep(0.4)
 
     shown = get_cycle(cycle.id)
     assert shown.status == "interrupted" and shown.finished_ts is not None
-    assert "lock expired" in shown.errors[-1]["message"]
+    assert "lock is gone" in shown.errors[-1]["message"]
     [model] = _models().values()
     assert model.family == "kept_model" and model.status == "active"
     assert start_cycle("operator", {**options, "symbols": SYMBOLS[:1]}).status == "queued"

@@ -57,7 +57,7 @@ def exported() -> Iterator[dict[str, set[str]]]:
         metrics.record_model_load("grafana_probe_001")
         metrics.record_reload("status_change")
         metrics.record_cycle("succeeded", 12.0)
-        metrics.record_prediction_log_dropped(1)
+        metrics.record_prediction_log_drop("queue_full", 1)
         metrics.set_models_loaded(1)
         httpx.get(f"{url}/health")
         text = httpx.get(f"{url}/metrics").text

@@ -100,7 +100,7 @@ def test_save_publishes_files_and_row_with_their_hashes(store_dir: Path, fitted:
     files = {p.name for p in (store_dir / "model_001").iterdir()}
     assert files == {"model.json", "config.json", "metadata.json", "README.md"}
     stored = svc.get_model("tiny_linear_001")
-    assert set(stored.artifact_sha256) == files
+    assert set(stored.artifact_sha256) == files - {"metadata.json"}  # a copy of the row, never verified
     assert stored.created_ts.tzinfo is not None and stored.created_ts.utcoffset().total_seconds() == 0
     assert stored.performance["roc_auc"] is None  # NaN is not JSON; Postgres would refuse it
     assert stored.score == pytest.approx(100 * (0.61 - 0.52) / 0.48)
@@ -290,7 +290,7 @@ def test_sweep_removes_orphans_keeps_recorded_and_fresh_dirs(store_dir: Path, fi
     old = time.time() - 7200
     os.utime(store_dir / orphan, (old, old))
     os.utime(store_dir / "model_001", (old, old))
-    assert svc.sweep_store(older_than_s=3600) == {"tmp": [], "orphans": [orphan]}
+    assert svc.sweep_store(older_than_s=3600) == {"tmp": [], "orphans": [orphan], "metadata": []}
     assert _model_dirs(store_dir) == ["model_001", fresh]
     with session_scope() as session:
         assert session.exec(select(ModelRecord.store_dir)).all() == ["model_001"]

@@ -125,12 +125,16 @@ def test_missing_directory_and_path_escape_are_refused(tmp_path: Path) -> None:
         store.read_verified("../etc", {})
 
 
-def test_replace_file_swaps_content_and_returns_its_hash(tmp_path: Path) -> None:
+def test_documents_are_swapped_atomically_and_never_verified(tmp_path: Path) -> None:
     store = ModelStore(tmp_path)
     name, hashes = store.write(_build("a"))
-    hashes["config.json"] = store.replace_file(name, "config.json", b'{"new": 1}')
+    (tmp_path / name / "metadata.json").write_text('{"status": "candidate"}')
+    store.write_document(name, "metadata.json", b'{"status": "active"}')
     assert store.read_verified(name, hashes)
-    assert (tmp_path / name / "config.json").read_bytes() == b'{"new": 1}'
+    assert store.read_document(name, "metadata.json") == b'{"status": "active"}'
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
+    with pytest.raises(BadInput, match="not a document"):
+        store.write_document(name, "config.json", b"{}")
 
 
 def test_readers_ignore_temp_dirs_and_cleanup_removes_only_stale_ones(tmp_path: Path) -> None:

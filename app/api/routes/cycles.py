@@ -63,6 +63,7 @@ class CycleView(BaseModel):
     timings: dict[str, Any] = Field(description="seconds per stage and per job, total")
     errors: list[dict[str, Any]]
     created_ts: str | None = None
+    heartbeat_ts: str | None = Field(default=None, description="last sign of life of one of its jobs")
     started_ts: str | None = None
     finished_ts: str | None = Field(default=None, description="null until the cycle has finished")
 

@@ -13,6 +13,7 @@ from app.core.logging import get_logger
 from app.services.cycle import data as cycle_data
 from app.services.cycle import training as cycle_ml
 from app.services.cycle.definitions import load_definitions
+from app.services.cycle.lock import LockLost, check_lease
 from app.services.cycle.rows import error_entry, update
 from app.services.cycle.start import cycle_symbols
 from app.services.models import record_event, save_model, split_name
@@ -60,7 +61,10 @@ def build(cycle_id: str, name: str) -> dict[str, Any]:
             model = cycle_ml.train(definition, data)
             model.training_["window_end_ms"] = window["end_ms"]
             model.training_["cycle_id"] = cycle_id
+            check_lease(cycle_id)  # a job that lost its lock saves nothing
             record = save_model(model, name=family, status="candidate", cycle_id=cycle_id)
+    except LockLost:
+        raise  # not the definition's fault: the job stops, writing nothing
     except Exception as exc:  # noqa: BLE001 - a broken definition fails its model, not the cycle
         message = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
         log.warning("cycle build failed", cycle_id=cycle_id, definition=name, error=message)

@@ -28,6 +28,7 @@ from app.ml.lifecycle import drift_verdict, tuning_verdict
 from app.services.cycle import data as cycle_data
 from app.services.cycle import training as cycle_ml
 from app.services.cycle.flow import enqueue_retrains, set_stage
+from app.services.cycle.lock import check_lease
 from app.services.cycle.rows import error_entry, read, update
 from app.services.models import get_model, list_models, load_model, record_event
 
@@ -73,6 +74,7 @@ def evaluate_drift(cycle_id: str) -> list[str]:
     report: dict[str, Any] = {}
     flagged: list[str] = []
     for record in _checked(cycle):
+        check_lease(cycle_id)  # a job that lost its lock records nothing more
         try:
             entry = _drift_of(record, symbols, anchor, cycle_id)
         except Exception as exc:  # noqa: BLE001 - one model's broken evaluation must not stop the others
@@ -173,8 +175,14 @@ def _feature_drift(model: Any, record: Any, symbols: list[str], start: int, anch
 
 
 def drift_stage(cycle_id: str) -> list[str]:
-    """The drift job's body: evaluate, then queue a retrain per flagged model and the finish job."""
-    flagged = evaluate_drift(cycle_id)
+    """The drift job's body: evaluate, then queue a retrain per flagged model and the finish job.
+
+    A retry whose first try already recorded this cycle's drift report reuses it (no event twice)."""
+    done = read(cycle_id).results.get("drift")
+    if done is not None:
+        flagged = [name for name, entry in done.items() if entry.get("flagged")]
+    else:
+        flagged = evaluate_drift(cycle_id)
     set_stage(cycle_id, "retrain" if flagged else "finish")
     enqueue_retrains(cycle_id, flagged, read(cycle_id).options.get("build_timeout"))
     return flagged

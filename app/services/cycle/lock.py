@@ -1,24 +1,44 @@
-"""The one-cycle-at-a-time lock: a Redis key holding the running cycle's id, with an expiry.
+"""One cycle at a time: a Redis lock for speed, a fencing token and a heartbeat in the database for truth.
 
-Taken with SET NX EX; every cycle job keeps it alive with a heartbeat thread while it works, so it lives
-as long as the cycle makes progress and lapses `ttl` seconds after the last cycle job stopped (a crashed
-cycle never blocks the next one for longer than that). Refresh and release are compare-and-set (Lua), so
-a cycle can never extend or drop another cycle's lock.
+- The lock is a Redis key holding the running cycle's id (SET NX EX), refreshed by the heartbeat of every
+  job that works for the cycle, so it lapses `CYCLE_LOCK_TTL_SECONDS` after the last cycle job stopped.
+- Each cycle takes a *fencing token* when it is created: one more than the newest, counted in the
+  database (`cycle_fence`), so it survives a Redis restart, FLUSHALL or failover. Every write a cycle job
+  makes (its row, every model status change) checks, in the same transaction, that its token is still
+  the newest; a job whose cycle was superseded is refused (`LockLost`) and stops before writing anything.
+- The heartbeat also writes `cycles.heartbeat_ts`. A new cycle may start only when the Redis lock is free
+  *and* no live cycle has beaten within `CYCLE_LEASE_SECONDS`: a Redis that lost the lock (restart,
+  FLUSHALL, someone's DEL) does not let a second cycle start while a job of the first is alive, and that
+  job takes the lock back at its next beat.
+
+A job learns it lost the lock from its heartbeat (another cycle holds the key) or from the token check;
+either way `Lease.check` raises before its next write, and `run_stage` ends the job quietly.
 """
 
 from __future__ import annotations
 
+import contextvars
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from redis import Redis
+from sqlalchemy import update
+from sqlmodel import Session, select
 
 from app.core.config import get_settings
+from app.core.db import session_scope
+from app.core.errors import Conflict
+from app.core.logging import get_logger
 from app.core.redis import get_redis
+from app.tables.cycles import Cycle, CycleFence
+from app.tables.models import utcnow
 
-LOCK_TTL_SECONDS = 900  # > RQ maintenance (600 s) + job heartbeat: an abandoned build is retried in time
-HEARTBEAT_SECONDS = 15
+log = get_logger(__name__)
+
+FENCE_NAME = "cycle"
 
 _REFRESH = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -32,25 +52,46 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# 1: still ours (refreshed); 2: it was gone and is ours again; 0: another cycle holds it
+_CLAIM = """
+local holder = redis.call('get', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('expire', KEYS[1], ARGV[2])
+  return 1
+elseif not holder then
+  redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  return 2
+end
+return 0
+"""
+
+
+class LockLost(Conflict):
+    """This job's cycle no longer holds the lock (another cycle started, or it was marked over)."""
 
 
 def lock_key() -> str:
     return f"{get_settings().queue_prefix}:cycle:lock"
 
 
+def lock_ttl() -> int:
+    return get_settings().cycle_lock_ttl_seconds
+
+
 def _conn(conn: Redis | None) -> Redis:
     return conn if conn is not None else get_redis()
 
 
-def acquire(cycle_id: str, ttl: int = LOCK_TTL_SECONDS, conn: Redis | None = None) -> str | None:
+def acquire(cycle_id: str, ttl: int | None = None, conn: Redis | None = None) -> str | None:
     """Take the lock for `cycle_id`; on failure return the id of the cycle that holds it."""
     redis = _conn(conn)
+    ttl = ttl or lock_ttl()
     if redis.set(lock_key(), cycle_id, nx=True, ex=ttl):
         return None
-    holder = redis.get(lock_key())
-    if holder is None:  # expired between the two calls: try once more
+    holder_ = redis.get(lock_key())
+    if holder_ is None:  # expired between the two calls: try once more
         return None if redis.set(lock_key(), cycle_id, nx=True, ex=ttl) else "unknown"
-    return holder.decode()
+    return holder_.decode()
 
 
 def holder(conn: Redis | None = None) -> str | None:
@@ -59,38 +100,148 @@ def holder(conn: Redis | None = None) -> str | None:
     return value.decode() if value is not None else None
 
 
-def refresh(cycle_id: str, ttl: int = LOCK_TTL_SECONDS, conn: Redis | None = None) -> bool:
+def refresh(cycle_id: str, ttl: int | None = None, conn: Redis | None = None) -> bool:
     """Extend the lock if `cycle_id` still holds it; False means it was lost (expired or taken over)."""
-    return bool(_conn(conn).eval(_REFRESH, 1, lock_key(), cycle_id, ttl))
+    return bool(_conn(conn).eval(_REFRESH, 1, lock_key(), cycle_id, ttl or lock_ttl()))
 
 
 def release(cycle_id: str, conn: Redis | None = None) -> bool:
     return bool(_conn(conn).eval(_RELEASE, 1, lock_key(), cycle_id))
 
 
+# ---- the fencing token -----------------------------------------------------------------------------------
+def newest_fence(session: Session, *, for_update: bool = False) -> int:
+    """The newest token handed out, read in the caller's transaction and locked against a new cycle's
+    (FOR SHARE, or FOR UPDATE when taking one; SQLite's write sessions are serialised already)."""
+    stmt = select(CycleFence).where(CycleFence.name == FENCE_NAME)
+    stmt = stmt.with_for_update() if for_update else stmt.with_for_update(read=True)
+    row = session.exec(stmt).first()
+    if row is None:
+        row = CycleFence(name=FENCE_NAME, token=0)
+        session.add(row)
+        session.flush()
+    return int(row.token)
+
+
+def take_fence(session: Session) -> int:
+    """One more than the newest token, in the caller's transaction (the one that creates the cycle)."""
+    token = newest_fence(session, for_update=True) + 1
+    session.execute(update(CycleFence).where(CycleFence.name == FENCE_NAME).values(token=token))
+    return token
+
+
+def lease_fresh(cycle: Cycle, now: float | None = None) -> bool:
+    """A job of this cycle beat within CYCLE_LEASE_SECONDS (a cycle not yet begun counts from creation)."""
+    beat = cycle.heartbeat_ts or cycle.created_ts
+    now = time.time() if now is None else now
+    return beat is not None and now - beat.timestamp() < get_settings().cycle_lease_seconds
+
+
+# ---- the lease a running job holds -----------------------------------------------------------------------
+@dataclass
+class Lease:
+    """What a cycle job holds while it works: its cycle, its token, and whether it was lost."""
+
+    cycle_id: str
+    fence: int | None
+    lost: threading.Event = field(default_factory=threading.Event)
+    reason: str = ""
+    ended: bool = False  # this job finished or failed the cycle: its last bookkeeping may still be written
+
+    def lose(self, reason: str) -> None:
+        if not self.lost.is_set():
+            self.reason = reason
+            self.lost.set()
+            log.warning("cycle lock lost", cycle_id=self.cycle_id, reason=reason)
+
+    def check(self) -> None:
+        """Raise `LockLost` if this job must not write any more."""
+        if self.lost.is_set():
+            raise LockLost(f"cycle {self.cycle_id} lost its lock ({self.reason}); this job stops here")
+
+    def check_fence(self, session: Session) -> None:
+        """In a write transaction: this cycle's token is still the newest (else `LockLost`)."""
+        self.check()
+        if self.fence is None:  # a cycle created before tokens existed
+            return
+        newest = newest_fence(session)
+        if newest != self.fence:
+            self.lose(f"its fencing token {self.fence} is stale: cycle token {newest} was handed out since")
+            self.check()
+
+
+_current: contextvars.ContextVar[Lease | None] = contextvars.ContextVar("cycle_lease", default=None)
+
+
+def current_lease(cycle_id: str | None = None) -> Lease | None:
+    """The lease of the job running in this context (for `cycle_id`, when given)."""
+    lease = _current.get()
+    if lease is not None and cycle_id is not None and lease.cycle_id != cycle_id:
+        return None
+    return lease
+
+
+def check_lease(cycle_id: str) -> None:
+    """Before a write outside the cycle's row (an event, a saved model): stop if the lock was lost."""
+    lease = current_lease(cycle_id)
+    if lease is not None:
+        lease.check()
+
+
+def _claim(lease: Lease, redis: Redis) -> None:
+    """Refresh the Redis lock, or take it back if Redis lost it and no newer cycle exists."""
+    if lease.fence is not None:
+        with session_scope() as session:
+            newest = newest_fence(session)
+        if newest != lease.fence:
+            lease.lose(f"a newer cycle (token {newest}) started")
+            return
+    outcome = int(redis.eval(_CLAIM, 1, lock_key(), lease.cycle_id, lock_ttl()))
+    if outcome == 0 and lease.fence is None:
+        lease.lose(f"cycle {holder(redis)} holds the lock now")
+    elif outcome == 0:
+        # another start holds the key for a moment, but the token is still ours: it will be refused (our
+        # heartbeat is fresh) and let go; the next beat takes the lock back
+        log.warning("cycle lock briefly held by another start", cycle_id=lease.cycle_id, holder=holder(redis))
+    elif outcome == 2:
+        log.warning("cycle lock was gone from Redis and is taken back", cycle_id=lease.cycle_id)
+
+
+def _beat(lease: Lease) -> None:
+    with session_scope() as session:
+        session.execute(update(Cycle).where(Cycle.id == lease.cycle_id).values(heartbeat_ts=utcnow()))
+
+
 @contextmanager
-def heartbeat(
-    cycle_id: str, ttl: int = LOCK_TTL_SECONDS, every: float = HEARTBEAT_SECONDS, conn: Redis | None = None
-) -> Iterator[threading.Event]:
-    """Keep the lock alive while the body runs; the yielded event is set if the lock was lost."""
-    stop, lost = threading.Event(), threading.Event()
-    redis = _conn(conn)
+def hold(cycle_id: str, fence: int | None, every: float | None = None) -> Iterator[Lease]:
+    """Hold the cycle's lock while the body runs: claim it now, beat every CYCLE_HEARTBEAT_SECONDS.
+
+    Raises `LockLost` at once if another cycle holds it. A Redis hiccup during a beat is retried at the
+    next one (the lock outlives a few missed beats), never fatal by itself.
+    """
+    lease = Lease(cycle_id, fence)
+    redis = get_redis()
+    _claim(lease, redis)
+    lease.check()
+    _beat(lease)
+    every = every or get_settings().cycle_heartbeat_seconds
+    stop = threading.Event()
 
     def beat() -> None:
-        while not stop.wait(every):
+        while not stop.wait(every) and not lease.lost.is_set():
             try:
-                if not refresh(cycle_id, ttl, redis):
-                    lost.set()
-                    return
-            except Exception:  # noqa: BLE001 - a Redis hiccup must not kill the job; try again next beat
-                continue
+                _claim(lease, redis)
+                if not lease.lost.is_set():
+                    _beat(lease)
+            except Exception as exc:  # noqa: BLE001 - Redis or the database hiccupped: try at the next beat
+                log.warning("cycle heartbeat failed", cycle_id=cycle_id, error=str(exc))
 
-    if not refresh(cycle_id, ttl, redis):
-        lost.set()
     thread = threading.Thread(target=beat, name=f"cycle-lock-{cycle_id[:8]}", daemon=True)
     thread.start()
+    token = _current.set(lease)
     try:
-        yield lost
+        yield lease
     finally:
+        _current.reset(token)
         stop.set()
         thread.join(timeout=5)

@@ -21,8 +21,9 @@ from app.ml.ranking import RANKED_STATUSES, ModelRanker, RankEntry, score_from_p
 from app.services.cycle import data as cycle_data
 from app.services.cycle import training as cycle_ml
 from app.services.cycle.flow import set_stage
+from app.services.cycle.plan import apply_plan
 from app.services.cycle.rows import close_lost_jobs, read, update
-from app.services.models import load_model, record_event, set_status
+from app.services.models import load_model
 from app.tables.models import ModelRecord
 
 log = get_logger(__name__)
@@ -78,6 +79,9 @@ def decide_champions(cycle_id: str, records: list[ModelRecord]) -> dict[str, Kin
 def rank(cycle_id: str) -> dict[str, Any]:
     """Decide champions on evidence, then activate, supersede and archive; record each decision."""
     update(cycle_id, lambda cycle: close_lost_jobs(cycle, stage="build"))
+    applied = read(cycle_id).results.get("ranking")
+    if applied is not None:  # a try that died after its commit already applied this cycle's ranking
+        return applied
     set_stage(cycle_id, "rank")
     with session_scope() as session:
         stmt = select(ModelRecord).where(ModelRecord.status.in_(RANKED_STATUSES))  # type: ignore[attr-defined]
@@ -89,29 +93,31 @@ def rank(cycle_id: str) -> dict[str, Any]:
     scores = dict(plan.order)
     previous = {r.name: r.status for r in records}
     kind_of = {r.name: r.kind for r in records}
-    decisions: dict[str, Any] = {}
+    changes: dict[str, tuple[str, str, dict[str, Any]]] = {}
+    events: list[tuple[str, str, str, dict[str, Any]]] = []
 
     def numbers_of(name: str) -> dict[str, Any]:
         numbers = {"score": scores.get(name), "rank": position[name], "of": len(plan.order)}
         kind_plan = kind_plans.get(kind_of[name])
         return numbers | ({"champion_decision": kind_plan.as_dict()} if kind_plan else {})
 
-    for name in plan.active:  # promote first: a kind never lacks an active model in between
+    for name in plan.active:
         champion_of = next((k for k, v in plan.champions.items() if v == name), None)
         reason = (f"champion of {champion_of}: {kind_plans[champion_of].decision.reason}"
                   if champion_of in kind_plans else
                   f"champion of {champion_of}" if champion_of else f"in the top {ModelRanker().max_active}")
         numbers = numbers_of(name) | {"champion_of": champion_of}
         if previous[name] != "active":
-            set_status(name, "active", reason, numbers=numbers, cycle_id=cycle_id)
-            decisions[name] = {"from": previous[name], "to": "active", "reason": reason, **numbers}
+            changes[name] = ("active", reason, numbers)
         elif champion_of in kind_plans:
-            record_event(name, "validated", f"stays {reason}", numbers=numbers, cycle_id=cycle_id)
+            events.append((name, "validated", f"stays {reason}", numbers))
     for status, chosen in (("superseded", plan.supersede), ("archived", plan.archive)):
         for name, why in chosen.items():
-            numbers = numbers_of(name)
-            set_status(name, status, why, numbers=numbers, cycle_id=cycle_id)
-            decisions[name] = {"from": previous[name], "to": status, "reason": why, **numbers}
+            changes[name] = (status, why, numbers_of(name))
+    decisions = {
+        name: {"from": previous[name], "to": status, "reason": reason, **numbers}
+        for name, (status, reason, numbers) in changes.items()
+    }
     summary = {
         "order": [[name, score] for name, score in plan.order],
         "champions": plan.champions,
@@ -123,7 +129,9 @@ def rank(cycle_id: str) -> dict[str, Any]:
         "champion_decisions": {k: p.as_dict() for k, p in kind_plans.items()},
         "decisions": decisions,
     }
-    update(cycle_id, lambda c: c.results.__setitem__("ranking", summary))
+    # one transaction: every promotion, then every supersede and archive, the events and this summary;
+    # API processes reload after the commit
+    apply_plan(cycle_id, changes, record=lambda c: c.results.__setitem__("ranking", summary), events=events)
     log.info("cycle ranked", cycle_id=cycle_id, active=plan.active, archived=list(plan.archive),
              switched=[k for k, p in kind_plans.items() if p.decision.switched])
     return summary

@@ -20,8 +20,10 @@ from app.ml.lifecycle import retrain_verdict, tuning_verdict
 from app.services.cycle import data as cycle_data
 from app.services.cycle import training as cycle_ml
 from app.services.cycle.drift import _ms, seen_until_ms
+from app.services.cycle.lock import check_lease
+from app.services.cycle.plan import apply_plan
 from app.services.cycle.rows import error_entry, update
-from app.services.models import get_model, load_model, record_event, save_model, set_status
+from app.services.models import get_model, load_model, record_event, save_model
 from app.tables.cycles import Cycle
 
 log = get_logger(__name__)
@@ -67,6 +69,7 @@ def retrain(cycle_id: str, name: str) -> dict[str, Any]:
     test = paired_test(old_rows, new_rows, "b_worse")
     verdict = retrain_verdict(test)
     tuning = tuning_verdict(record.performance, skill_estimate(new_rows, seed=int(old.seed)))
+    check_lease(cycle_id)  # a job that lost its lock saves and decides nothing
     saved = save_model(new, name=record.family, status="candidate", cycle_id=cycle_id)
     numbers = {
         **verdict.as_dict(),
@@ -76,17 +79,9 @@ def retrain(cycle_id: str, name: str) -> dict[str, Any]:
         "new_model": saved.name,
         "tuning": tuning.as_dict(),
     }
-    if verdict.replace:
-        set_status(
-            saved.name, "active", f"retrained {name}: {verdict.reason}", numbers=numbers, cycle_id=cycle_id
-        )
-        set_status(
-            name,
-            "superseded",
-            f"replaced by {saved.name}: {verdict.reason}",
-            numbers=numbers,
-            cycle_id=cycle_id,
-        )
+    if verdict.replace:  # one fenced transaction: the new one active, then the old one superseded
+        apply_plan(cycle_id, {saved.name: ("active", f"retrained {name}: {verdict.reason}", numbers),
+                              name: ("superseded", f"replaced by {saved.name}: {verdict.reason}", numbers)})
         outcome = "promoted"
     else:
         record_event(
@@ -99,7 +94,7 @@ def retrain(cycle_id: str, name: str) -> dict[str, Any]:
             numbers=numbers,
             cycle_id=cycle_id,
         )
-        set_status(saved.name, "archived", f"rejected retrain of {name}", numbers=numbers, cycle_id=cycle_id)
+        apply_plan(cycle_id, {saved.name: ("archived", f"rejected retrain of {name}", numbers)})
         outcome = "rejected"
     if tuning.flagged:
         record_event(saved.name, "needs_tuning",

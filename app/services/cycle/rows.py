@@ -1,22 +1,22 @@
 """The cycle's row repository: read, list and update one `cycles` row safely, and its JSON view.
 
 Build jobs of one cycle run in parallel on several workers and all write the row's JSON columns, so every
-read-modify-write of a row happens under a short Redis lock (`mlpipe:cycle:lock:<id>:row`): no update is
-lost, on Postgres and SQLite alike.
+read-modify-write of a row locks it in the database (FOR UPDATE; a BEGIN IMMEDIATE write session on
+SQLite): no update is lost, and nothing here depends on Redis. A write made by a cycle job (under its
+lease) also checks, in the same transaction, that the cycle is still live and its fencing token still the
+newest; otherwise it is refused with `LockLost` and the job stops.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from app.core.db import session_scope
-from app.core.errors import Conflict, NotFound
-from app.core.redis import get_redis
+from app.core.errors import NotFound
 from app.services.cycle import lock as cycle_lock
 from app.tables.cycles import Cycle
 
@@ -27,32 +27,29 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-@contextmanager
-def row_lock(cycle_id: str) -> Iterator[None]:
-    lock = get_redis().lock(f"{cycle_lock.lock_key()}:{cycle_id}:row", timeout=30, blocking_timeout=60)
-    if not lock.acquire():
-        raise Conflict(f"cycle {cycle_id}: could not lock its row for 60 s; is Redis overloaded?")
-    try:
-        yield
-    finally:
-        try:
-            lock.release()
-        except Exception:  # noqa: BLE001 - it expired: nothing left to release
-            pass
-
-
 def update(cycle_id: str, change: Callable[[Cycle], None]) -> Cycle:
-    """Apply `change` to the row under the row lock; JSON columns are reassigned so they are saved."""
-    with row_lock(cycle_id), session_scope() as session:
-        cycle = session.get(Cycle, cycle_id)
-        if cycle is None:
-            raise NotFound(f"no cycle {cycle_id!r}; GET /cycles lists them")
-        for column in ("progress", "results", "timings", "options"):
-            setattr(cycle, column, dict(getattr(cycle, column) or {}))
-        cycle.errors = list(cycle.errors or [])
-        change(cycle)
-        session.add(cycle)
-        return cycle
+    """Apply `change` to the row, locked, in its own transaction; JSON columns are reassigned so they save."""
+    with session_scope(write=True) as session:
+        return update_in(session, cycle_id, change)
+
+
+def update_in(session: Session, cycle_id: str, change: Callable[[Cycle], None]) -> Cycle:
+    """`update` inside the caller's transaction (a ranking plan and its record commit together)."""
+    lease = cycle_lock.current_lease(cycle_id)
+    if lease is not None:
+        lease.check_fence(session)
+    cycle = session.exec(select(Cycle).where(Cycle.id == cycle_id).with_for_update()).first()
+    if cycle is None:
+        raise NotFound(f"no cycle {cycle_id!r}; GET /cycles lists them")
+    if lease is not None and cycle.status not in LIVE_STATUSES and not lease.ended:
+        lease.lose(f"the cycle is {cycle.status}")
+        lease.check()
+    for column in ("progress", "results", "timings", "options"):
+        setattr(cycle, column, dict(getattr(cycle, column) or {}))
+    cycle.errors = list(cycle.errors or [])
+    change(cycle)
+    session.add(cycle)
+    return cycle
 
 
 def read(cycle_id: str) -> Cycle:
@@ -110,6 +107,7 @@ def cycle_view(cycle: Cycle) -> dict[str, Any]:
         "timings": cycle.timings,
         "errors": cycle.errors,
         "created_ts": cycle.created_ts.isoformat() if cycle.created_ts else None,
+        "heartbeat_ts": cycle.heartbeat_ts.isoformat() if cycle.heartbeat_ts else None,
         "started_ts": cycle.started_ts.isoformat() if cycle.started_ts else None,
         "finished_ts": cycle.finished_ts.isoformat() if cycle.finished_ts else None,
     }

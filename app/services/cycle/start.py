@@ -7,6 +7,8 @@ import time
 import uuid
 from typing import Any
 
+from sqlmodel import select
+
 from app.core.config import get_settings
 from app.core.db import session_scope
 from app.core.errors import BadInput, Conflict
@@ -17,8 +19,9 @@ from app.services.cycle.definitions import check_buildable, load_definitions, wi
 from app.services.cycle.finish import fail_cycle
 from app.services.cycle.flow import enqueue_builds, enqueue_start, set_stage
 from app.services.cycle.recovery import get_cycle, recover_interrupted
-from app.services.cycle.rows import error_entry, now, update
+from app.services.cycle.rows import LIVE_STATUSES, error_entry, now, update
 from app.tables.cycles import CYCLE_TRIGGERS, Cycle
+from app.tables.models import utcnow
 
 log = get_logger(__name__)
 
@@ -29,7 +32,7 @@ class CycleRunning(Conflict):
     def __init__(self, running_id: str) -> None:
         super().__init__(
             f"cycle {running_id} is still running; wait for it (GET /cycles/{running_id}) or for its lock "
-            f"to expire ({cycle_lock.LOCK_TTL_SECONDS}s after its last job) before starting another"
+            f"to expire ({cycle_lock.lock_ttl()}s after its last job) before starting another"
         )
         self.running_id = running_id
 
@@ -54,9 +57,11 @@ def start_cycle(trigger: str = "operator", options: dict[str, Any] | None = None
     if running is not None:
         raise CycleRunning(running)
     try:
-        with session_scope() as session:
-            cycle = Cycle(id=cycle_id, trigger=trigger, options=options, timings={"queued_at": time.time()})
-            session.add(cycle)
+        with session_scope(write=True) as session:
+            fence = cycle_lock.take_fence(session)  # locks the token row: starts are serialised here
+            _refuse_if_alive(session, cycle_id)
+            session.add(Cycle(id=cycle_id, trigger=trigger, options=options, fence=fence,
+                              heartbeat_ts=utcnow(), timings={"queued_at": time.time()}))
         enqueue_start(cycle_id)
     except BaseException:
         cycle_lock.release(cycle_id)
@@ -65,15 +70,34 @@ def start_cycle(trigger: str = "operator", options: dict[str, Any] | None = None
     return get_cycle(cycle_id)
 
 
+def _refuse_if_alive(session: Any, cycle_id: str) -> None:
+    """The Redis lock was free, but a live cycle whose job beat recently is still working (Redis lost
+    its lock: a restart, FLUSHALL or failover): it takes the lock back at its next beat."""
+    stmt = select(Cycle).where(Cycle.status.in_(LIVE_STATUSES), Cycle.id != cycle_id)  # type: ignore[attr-defined]
+    for other in session.exec(stmt).all():
+        if cycle_lock.lease_fresh(other):
+            raise CycleRunning(other.id)
+
+
 def cycle_symbols(options: dict[str, Any]) -> list[str]:
     return list(options.get("symbols") or get_settings().symbols)
 
 
 def start(cycle_id: str) -> list[str]:
-    """Mark the cycle running, catch up candles, fix the window, enqueue the builds; return their names."""
+    """Mark the cycle running, catch up candles, fix the window, enqueue the builds; return their names.
+
+    A retry (its first try died) keeps the window and progress of the first, and enqueues only the build
+    jobs that do not exist yet (jobs have fixed ids), so no build runs twice.
+    """
     cycle = update(cycle_id, _mark_running)
     options = cycle.options
     symbols = cycle_symbols(options)
+    if "window" in cycle.results:
+        names = [d["name"] for d in load_definitions(options)]
+        if cycle.stage in ("queued", "ingest"):
+            set_stage(cycle_id, "build")
+        enqueue_builds(cycle_id, names, options.get("build_timeout"))
+        return names
     set_stage(cycle_id, "ingest")
     try:
         report = cycle_data.catch_up(symbols) if options.get("ingest", True) else {"skipped": True}
@@ -90,6 +114,8 @@ def start(cycle_id: str) -> list[str]:
     }
 
     def planned(cycle: Cycle) -> None:
+        if "window" in cycle.results:  # a retried start: the plan (and its progress) stands
+            return
         cycle.results["ingest"] = report
         cycle.results["window"] = window
         cycle.results["symbols"] = symbols
@@ -115,8 +141,6 @@ def _mark_running(cycle: Cycle) -> None:
         cycle.status = "running"
         cycle.started_ts = now()
         cycle.timings["started_at"] = time.time()
-
-
 
 
 def start_from_cron() -> str | None:
