@@ -114,6 +114,8 @@ def record_cycle(outcome: str, seconds: float | None = None) -> None:
         pipe.execute()
     except RedisError as exc:
         log.warning("cycle_metric_not_recorded", outcome=outcome, error=str(exc))
+        return
+    CycleOutcomes.forget()  # this process's next scrape shows its own write
 
 
 class CycleOutcomes(Collector):
@@ -132,6 +134,10 @@ class CycleOutcomes(Collector):
 
     # (when, read ok, (outcome counts, duration histogram fields))
     _last: tuple[float, bool, tuple[dict[bytes, bytes], dict[bytes, bytes]]] = (0.0, True, ({}, {}))
+
+    @classmethod
+    def forget(cls) -> None:
+        cls._last = (0.0, True, cls._last[2])
 
     def _counts(self) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
         """Read at most once a second, and not again for 5 s after Redis failed to answer (scrapes stay
