@@ -41,4 +41,5 @@ from app.cli import cycle as _cycle  # noqa: E402,F401
 from app.cli import ingest as _ingest  # noqa: E402,F401
 from app.cli import keys as _keys  # noqa: E402,F401
 from app.cli import models as _models  # noqa: E402,F401
+from app.cli import replay as _replay  # noqa: E402,F401
 from app.cli import stack as _stack  # noqa: E402,F401

@@ -77,8 +77,13 @@ def load_candles(
     return candles_frame(frame)
 
 
-def last_candle_ts(symbol: str, timeframe: str = "1m", engine: Engine | None = None) -> int | None:
+def last_candle_ts(
+    symbol: str, timeframe: str = "1m", engine: Engine | None = None, *, at_or_before: int | None = None
+) -> int | None:
+    """The newest stored candle's time (ms), optionally the newest at or before `at_or_before`."""
     stmt = select(func.max(Candle.ts)).where(Candle.symbol == symbol, Candle.timeframe == timeframe)
+    if at_or_before is not None:
+        stmt = stmt.where(Candle.ts <= int(at_or_before))
     with (engine or get_engine()).connect() as conn:
         return conn.execute(stmt).scalar()
 

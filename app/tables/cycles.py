@@ -12,7 +12,7 @@ from app.tables.models import UTCDateTime, utcnow
 
 CYCLE_STATUSES = ("queued", "running", "succeeded", "partial", "failed", "interrupted")
 FINISHED_STATUSES = ("succeeded", "partial", "failed", "interrupted")
-CYCLE_TRIGGERS = ("cron", "operator", "cli")
+CYCLE_TRIGGERS = ("cron", "operator", "cli", "replay")
 CYCLE_STAGES = ("queued", "ingest", "build", "rank", "drift", "retrain", "finish", "done")
 
 

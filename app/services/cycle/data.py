@@ -55,17 +55,20 @@ def catch_up(symbols: list[str]) -> dict[str, Any]:
     return {"source": source, "added": added, "warning": warning}
 
 
-def newest_ts(symbols: list[str]) -> int | None:
-    stamps = [ts for ts in (last_candle_ts(s) for s in symbols) if ts is not None]
+def newest_ts(symbols: list[str], at_or_before: int | None = None) -> int | None:
+    stamps = [ts for ts in (last_candle_ts(s, at_or_before=at_or_before) for s in symbols) if ts is not None]
     return max(stamps) if stamps else None
 
 
-def anchor_ts(symbols: list[str]) -> int:
-    """The cycle's "now": the newest stored candle (a cycle over historical data acts like a live one)."""
-    newest = newest_ts(symbols)
+def anchor_ts(symbols: list[str], as_of_ms: int | None = None) -> int:
+    """The cycle's "now": the newest stored candle (a cycle over historical data acts like a live one);
+    with `as_of_ms` (a replay step), the newest at or before it, so the cycle sees nothing later."""
+    newest = newest_ts(symbols, as_of_ms)
     if newest is None:
+        when = "" if as_of_ms is None else f" at or before {as_of_ms}"
         raise Unavailable(
-            f"no candles stored for {', '.join(symbols)}; run `mlpipe ingest` (or set MARKET_DATA_SOURCE)"
+            f"no candles stored for {', '.join(symbols)}{when}; run `mlpipe ingest` "
+            "(or set MARKET_DATA_SOURCE)"
         )
     return newest
 

@@ -53,6 +53,7 @@ def decide_champions(cycle_id: str, records: list[ModelRecord]) -> dict[str, Kin
     fresh = {r.name for r in records if (r.training or {}).get("cycle_id") == cycle_id}
     wanted = [r for r in records if r.name in fresh or r.name in serving.values()]
     now = datetime.now(UTC)
+    as_of = cycle.options.get("as_of_ms")  # a replay step: ages on the replay's clock, from each fit's window
     contenders = []
     for r in wanted:
         try:
@@ -60,8 +61,10 @@ def decide_champions(cycle_id: str, records: list[ModelRecord]) -> dict[str, Kin
         except Exception as exc:  # noqa: BLE001 - a model that cannot load cannot serve; the others compete
             log.warning("rank: model not loaded", model=r.name, error=str(exc))
             continue
-        contenders.append(Contender(r.name, r.family, r.kind, model, r.name in fresh, r.score,
-                                    (now - r.created_ts).total_seconds() / 3600))
+        end = (r.training or {}).get("window_end_ms")
+        age = ((int(as_of) - int(end)) / 3_600_000 if as_of is not None and end is not None
+               else (now - r.created_ts).total_seconds() / 3600)
+        contenders.append(Contender(r.name, r.family, r.kind, model, r.name in fresh, r.score, age))
     if not contenders:
         return {}
     window, symbols = cycle.results["window"], cycle.results.get("symbols") or []

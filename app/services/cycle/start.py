@@ -41,7 +41,8 @@ def start_cycle(trigger: str = "operator", options: dict[str, Any] | None = None
     """Create a cycle, take the lock (or raise `CycleRunning` with the holder's id) and enqueue its first job.
 
     `options` (tests, benchmarks, operators): `window_days`, `definitions` (inline list replacing the
-    config file), `models_file`, `symbols`, `ingest` (False skips the catch-up), `build_timeout`.
+    config file), `models_file`, `symbols`, `ingest` (False skips the catch-up), `build_timeout`,
+    `as_of_ms` (a replay step: the cycle's "now", so it sees no candle after it).
     """
     if trigger not in CYCLE_TRIGGERS:
         raise BadInput(f"unknown trigger {trigger!r}; one of {', '.join(CYCLE_TRIGGERS)}")
@@ -101,7 +102,7 @@ def start(cycle_id: str) -> list[str]:
     set_stage(cycle_id, "ingest")
     try:
         report = cycle_data.catch_up(symbols) if options.get("ingest", True) else {"skipped": True}
-        anchor = cycle_data.anchor_ts(symbols)
+        anchor = cycle_data.anchor_ts(symbols, options.get("as_of_ms"))
         definitions = load_definitions(options)
     except Exception as exc:  # noqa: BLE001 - any reason is the cycle's reason to fail
         fail_cycle(cycle_id, "ingest", f"{type(exc).__name__}: {getattr(exc, 'message', exc)}")

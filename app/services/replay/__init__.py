@@ -1,0 +1,128 @@
+"""Replaying the pipeline over history (`mlpipe replay`): the real cycle every `every` hours on what was
+known then, its champions served on the following period and scored once their horizons passed.
+
+    run_replay(spec, progress=None) -> report      spec: symbols, from_ms, to_ms, every_hours,
+                                                    definitions, window_days, workers, replay_id
+    load_report(replay_id) -> report               what GET /replays/{id} and --show read
+
+The replay's world (database, store, queues) is its own (`workspace.py`); steps (`steps.py`) are
+recorded as they end, so running the same replay id again resumes it; scoring (`score.py`) and the
+report (`report.py`) follow the last step.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from app.core.errors import BadInput
+from app.core.logging import get_logger
+from app.services.bootstrap import migrate
+from app.services.replay.report import TABLE_COLUMNS, table_rows, write_plots
+from app.services.replay.score import decision_counts, score_replay
+from app.services.replay.steps import replay_workers, run_step
+from app.services.replay.workspace import Workspace, copy_candles
+
+log = get_logger(__name__)
+
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+MAX_STEPS = 400
+
+__all__ = ["TABLE_COLUMNS", "load_report", "new_replay_id", "plan_steps", "run_replay", "table_rows"]
+
+
+def new_replay_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def plan_steps(from_ms: int, to_ms: int, every_hours: float) -> list[int]:
+    """Step times from `from_ms` to `to_ms` (both included when on the grid), `every_hours` apart."""
+    if every_hours <= 0:
+        raise BadInput("--every must be positive (e.g. 12h)")
+    if to_ms < from_ms:
+        raise BadInput("--to must not be before --from")
+    every = int(every_hours * HOUR_MS)
+    steps = list(range(int(from_ms), int(to_ms) + 1, every))
+    if len(steps) > MAX_STEPS:
+        raise BadInput(f"{len(steps)} steps: at most {MAX_STEPS}; take a longer --every or a shorter range")
+    return steps
+
+
+def run_replay(
+    spec: dict[str, Any], progress: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    """Run (or resume) the replay `spec["replay_id"]`; return its report (also written to report.json)."""
+    from app.services.cycle.definitions import load_definitions, window_days
+
+    replay_id = spec.get("replay_id") or new_replay_id()
+    workspace = Workspace.of(replay_id)
+    state = workspace.read_state()
+    if state:  # a resume: the spec it started with stands
+        spec = state["spec"]
+    else:
+        chosen = {k: spec[k] for k in ("definitions", "models_file", "window_days")
+                  if spec.get(k) is not None}
+        definitions = load_definitions(chosen)
+        spec = {**spec, "replay_id": replay_id, "definitions": definitions,
+                "window_days": window_days(chosen)}
+    steps = plan_steps(spec["from_ms"], spec["to_ms"], spec["every_hours"])
+    every_ms = int(spec["every_hours"] * HOUR_MS)
+    workspace.root.mkdir(parents=True, exist_ok=True)
+    if not state:
+        longest = max([float(spec["window_days"])] + [float(d.get("window_days") or 0)
+                                                      for d in spec["definitions"]])
+        start = steps[0] - int((longest + 1) * DAY_MS)  # the first window, plus a day of warm-up
+        end = steps[-1] + every_ms + DAY_MS  # the last period and its labels
+        migrate(workspace.database_url)
+        copied = copy_candles(workspace, spec["symbols"], start, end)
+        state = {"spec": spec, "steps": [], "copied": copied, "created_at": time.time()}
+        workspace.write_json("state.json", state)
+    done = {s["step_ms"]: s for s in state["steps"]}
+    with workspace.active():
+        todo = [s for s in steps if s not in done]
+        if todo:
+            with replay_workers(workspace, int(spec.get("workers") or 2)) as workers:
+                for step_ms in todo:
+                    if progress is not None:
+                        progress({"event": "step", "step_ms": step_ms, "index": steps.index(step_ms),
+                                  "steps": len(steps)})
+                    decided = run_step(step_ms, spec, workers, progress)
+                    state["steps"] = sorted([*state["steps"], decided], key=lambda s: s["step_ms"])
+                    workspace.write_json("state.json", state)
+                    log.info("replay step done", replay_id=replay_id, step_ms=step_ms,
+                             status=decided["status"])
+        ordered = sorted(state["steps"], key=lambda s: s["step_ms"])
+        if progress is not None:
+            progress({"event": "scoring", "steps": len(ordered)})
+        kinds = score_replay(ordered, every_ms, spec["symbols"])
+    report = {
+        "replay_id": replay_id,
+        "spec": {k: v for k, v in spec.items() if k != "definitions"},
+        "definitions": [d["name"] for d in spec["definitions"]],
+        "steps": ordered,
+        "kinds": {k: {"policies": v["policies"]} for k, v in kinds.items()},
+        "curves": {k: v["curves"] for k, v in kinds.items()},
+        "decisions": decision_counts(ordered),
+        "directory": str(workspace.root),
+    }
+    report["plots"] = write_plots(workspace.root, kinds)
+    workspace.write_json("report.json", report)
+    return report
+
+
+def load_report(replay_id: str) -> dict[str, Any]:
+    """The finished report, or the state of one still running (steps done so far)."""
+    import json
+
+    workspace = Workspace.of(replay_id, must_exist=True)
+    path = workspace.root / "report.json"
+    if path.is_file():
+        return {"state": "finished", **json.loads(path.read_text())}
+    state = workspace.read_state()
+    return {"state": "running", "replay_id": replay_id, "steps": state.get("steps", []),
+            "spec": {k: v for k, v in state.get("spec", {}).items() if k != "definitions"}}
+
+
