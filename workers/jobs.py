@@ -47,3 +47,11 @@ def sweep_store_job() -> dict[str, Any]:
     from app.services.models import sweep_store
 
     return sweep_store()
+
+
+def replay_job(spec: dict[str, Any]) -> dict[str, Any]:
+    """POST /replays: run (or resume) a replay; it starts its own worker processes for its cycles."""
+    from app.services.replay import run_replay
+
+    report = run_replay(spec)
+    return {"replay_id": report["replay_id"], "steps": len(report["steps"]), "directory": report["directory"]}

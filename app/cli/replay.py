@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -16,26 +14,6 @@ from app.cli import app
 from app.cli.console import make_console
 
 console = make_console()
-_EVERY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$")
-
-
-def parse_when(text: str) -> int:
-    """A date (midnight UTC) or an ISO-8601 time (UTC when no offset is given), in ms."""
-    try:
-        stamp = pd.Timestamp(text)
-    except ValueError as exc:
-        raise typer.BadParameter(f"{text!r}: give a date (2021-04-05) or an ISO-8601 UTC time") from exc
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return int(stamp.value // 1_000_000)
-
-
-def parse_every(text: str) -> float:
-    """'12h', '30m' or '1d' -> hours."""
-    found = _EVERY.match(text)
-    if not found:
-        raise typer.BadParameter(f"{text!r}: a number and a unit, e.g. 12h, 90m, 1d")
-    value, unit = float(found.group(1)), found.group(2)
-    return value * {"m": 1 / 60, "h": 1.0, "d": 24.0}[unit]
 
 
 def render_report(report: dict[str, Any]) -> Table:
@@ -67,21 +45,21 @@ def replay(
     on the candles known then; its champions served on the next period and scored once their horizons
     passed, beside 'freeze the first champion' and 'always take the newest model'. Resumable with --id."""
     from app.core.errors import MLPipeError
-    from app.services.replay import new_replay_id, plan_steps, run_replay
+    from app.services.replay import new_replay_id, parse_every, parse_when, plan_steps, run_replay
 
-    spec = {
-        "replay_id": replay_id or new_replay_id(),
-        "symbols": [s.strip() for s in symbols.split(",") if s.strip()],
-        "from_ms": parse_when(from_),
-        "to_ms": parse_when(to),
-        "every_hours": parse_every(every),
-        "workers": workers,
-    }
-    if models is not None:
-        spec["models_file"] = str(models)
-    if window_days is not None:
-        spec["window_days"] = window_days
     try:
+        spec = {
+            "replay_id": replay_id or new_replay_id(),
+            "symbols": [s.strip() for s in symbols.split(",") if s.strip()],
+            "from_ms": parse_when(from_),
+            "to_ms": parse_when(to),
+            "every_hours": parse_every(every),
+            "workers": workers,
+        }
+        if models is not None:
+            spec["models_file"] = str(models)
+        if window_days is not None:
+            spec["window_days"] = window_days
         total = len(plan_steps(spec["from_ms"], spec["to_ms"], spec["every_hours"]))
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=as_json) as bar:

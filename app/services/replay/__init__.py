@@ -12,12 +12,13 @@ report (`report.py`) follow the last step.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from app.core.errors import BadInput
+from app.core.errors import BadInput, NotFound
 from app.core.logging import get_logger
 from app.services.bootstrap import migrate
 from app.services.replay.report import TABLE_COLUMNS, table_rows, write_plots
@@ -30,12 +31,53 @@ log = get_logger(__name__)
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 MAX_STEPS = 400
+REPLAY_JOB_TIMEOUT = 48 * 3600
+_EVERY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$")
 
-__all__ = ["TABLE_COLUMNS", "load_report", "new_replay_id", "plan_steps", "run_replay", "table_rows"]
+__all__ = ["TABLE_COLUMNS", "load_report", "new_replay_id", "parse_every", "parse_when", "plan_steps",
+           "run_replay", "submit_replay", "table_rows"]
 
 
 def new_replay_id() -> str:
     return uuid.uuid4().hex[:12]
+
+
+def parse_when(text: str) -> int:
+    """A date (midnight UTC) or an ISO-8601 time (UTC when no offset is given), in ms."""
+    import pandas as pd
+
+    try:
+        stamp = pd.Timestamp(str(text))
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise BadInput(f"{text!r}: give a date (2021-04-05) or an ISO-8601 UTC time") from exc
+    if pd.isna(stamp):
+        raise BadInput(f"{text!r}: give a date (2021-04-05) or an ISO-8601 UTC time")
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return int(stamp.value // 1_000_000)
+
+
+def parse_every(text: str) -> float:
+    """'12h', '90m' or '1d' -> hours."""
+    found = _EVERY.match(str(text))
+    if not found:
+        raise BadInput(f"{text!r}: a number and a unit, e.g. 12h, 90m, 1d")
+    return float(found.group(1)) * {"m": 1 / 60, "h": 1.0, "d": 24.0}[found.group(2)]
+
+
+def submit_replay(spec: dict[str, Any]) -> str:
+    """Check a replay's spec and queue it as one RQ job (POST /replays); its id."""
+    from app.core.queues import get_queue
+    from app.services.cycle.definitions import check_buildable, load_definitions
+
+    spec = {**spec, "replay_id": spec.get("replay_id") or new_replay_id()}
+    plan_steps(spec["from_ms"], spec["to_ms"], spec["every_hours"])
+    check_buildable(load_definitions({k: spec[k] for k in ("definitions", "models_file") if spec.get(k)}))
+    workspace = Workspace.of(spec["replay_id"])
+    workspace.root.mkdir(parents=True, exist_ok=True)
+    workspace.write_json("queued.json", {"spec": spec, "queued_at": time.time()})
+    get_queue("default").enqueue("workers.jobs.replay_job", spec, job_id=f"replay-{spec['replay_id']}",
+                                 job_timeout=REPLAY_JOB_TIMEOUT, result_ttl=86_400, failure_ttl=7 * 86_400)
+    return spec["replay_id"]
 
 
 def plan_steps(from_ms: int, to_ms: int, every_hours: float) -> list[int]:
@@ -117,12 +159,34 @@ def load_report(replay_id: str) -> dict[str, Any]:
     """The finished report, or the state of one still running (steps done so far)."""
     import json
 
-    workspace = Workspace.of(replay_id, must_exist=True)
+    workspace = Workspace.of(replay_id)
     path = workspace.root / "report.json"
     if path.is_file():
         return {"state": "finished", **json.loads(path.read_text())}
     state = workspace.read_state()
-    return {"state": "running", "replay_id": replay_id, "steps": state.get("steps", []),
+    if not state:
+        queued = workspace.root / "queued.json"
+        if not queued.is_file():
+            raise NotFound(f"no replay {replay_id!r}; POST /replays (or `mlpipe replay`) starts one")
+        spec = json.loads(queued.read_text())["spec"]
+        return {"state": _job_state(replay_id), "replay_id": replay_id, "steps": [],
+                "spec": {k: v for k, v in spec.items() if k != "definitions"}}
+    return {"state": _job_state(replay_id, "running"), "replay_id": replay_id,
+            "steps": state.get("steps", []),
             "spec": {k: v for k, v in state.get("spec", {}).items() if k != "definitions"}}
 
 
+
+
+def _job_state(replay_id: str, default: str = "queued") -> str:
+    """`failed` when its RQ job failed (the reason is in the worker's log and the job), else `default`."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    from app.core.redis import rq_connection
+
+    try:
+        job = Job.fetch(f"replay-{replay_id}", connection=rq_connection())
+    except NoSuchJobError:
+        return default
+    return "failed" if job.is_failed else default
