@@ -12,6 +12,7 @@ from sqlalchemy import update
 
 from app.core.db import get_engine
 from app.data.simulator import SimulatorParams
+from app.services.dashboard.replays import list_replays
 from app.services.models import list_models
 from app.services.replay import load_report, run_replay
 from app.tables.candles import Candle
@@ -69,6 +70,11 @@ def test_a_replay_runs_the_real_cycle_per_step_serves_and_scores_and_a_poisoned_
         assert (directory / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "cumulative_skill.png" in report["plots"]
     assert load_report("clean")["state"] == "finished"
+    shown = {r["id"]: r for r in list_replays()}["clean"]  # what the dashboard's Replays page draws
+    assert shown["status"] == "finished" and shown["cycles"] == 2
+    curve = shown["kinds"]["direction"]
+    assert len(curve["ts"]) == len(curve["model"]) == len(curve["policies"]["freeze_first"]) > 10
+    assert curve["final"]["skill"] == served["skill"]
 
     # the same future, poisoned after the last step's "now": every decision stays as it was
     last_as_of = steps[-1]["as_of_ms"]

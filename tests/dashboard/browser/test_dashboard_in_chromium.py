@@ -336,7 +336,7 @@ def _replay() -> dict[str, Any]:
                 "ts": ts,
                 "model": ramp,
                 "baselines": {"last_move": [0.0] * 10},
-                "policies": {"keep_incumbent": [x / 2 for x in ramp], "switch_on_test": ramp},
+                "policies": {"freeze_first": [x / 2 for x in ramp], "newest": ramp},
                 "final": {"skill": ramp[-1], "interval": [-0.002, 0.02]},
             }
             for kind in ("direction", "risk")
