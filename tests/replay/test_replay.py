@@ -5,11 +5,15 @@ a table and PNG plots; a poisoned future changes no decision; a second run of th
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import update
+from typer.testing import CliRunner
 
+from app.cli import app as cli
 from app.core.db import get_engine
 from app.data.simulator import SimulatorParams
 from app.services.dashboard.replays import list_replays
@@ -35,6 +39,17 @@ def _spec(replay_id: str) -> dict:
 def history(store_dir: Path) -> int:
     seed_candles(days=2.5, symbols=SYMBOLS, params=SimulatorParams(ar1=0.5))
     return START_MS + int(2.5 * DAY_BARS) * 60_000
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
+
+
+def test_the_command_line_says_what_to_fix(store_dir: Path) -> None:
+    for args, says in ((["--from", "someday", "--to", "2021-04-06"], "date"),
+                       (["--from", "2021-04-05", "--to", "2021-04-06", "--every", "soon"], "12h")):
+        typed = CliRunner().invoke(cli, ["replay", "--symbols", "BTC-USDT", *args])
+        assert typed.exit_code == 2 and says in typed.output, typed.output
 
 
 def _decisions(report: dict) -> list[dict]:
@@ -81,7 +96,16 @@ def test_a_replay_runs_the_real_cycle_per_step_serves_and_scores_and_a_poisoned_
     with get_engine().begin() as conn:
         conn.execute(update(Candle).where(Candle.ts > last_as_of).values(
             close=Candle.close * 3, high=Candle.high * 3, low=Candle.low * 3, open=Candle.open * 3))
-    poisoned = run_replay(_spec("poisoned"))
+    # (the poisoned run goes through the command line, as a user would type it)
+    models = store_dir / "models.yaml"
+    models.write_text(yaml.safe_dump({"defaults": {"window_days": 1},
+                                      "models_to_train": [DIRECTION, VOLATILITY]}))
+    typed = CliRunner().invoke(cli, [
+        "replay", "--symbols", ",".join(SYMBOLS), "--from", _iso(FIRST_STEP),
+        "--to", _iso(FIRST_STEP + 12 * HOUR_MS), "--every", "12h", "--models", str(models),
+        "--id", "poisoned", "--json"])
+    assert typed.exit_code == 0, typed.output
+    poisoned = json.loads(typed.output.strip().splitlines()[-1])
     assert _decisions(poisoned) == _decisions(report)
     # ... while what was served after the last step is scored on the poisoned candles (the test can fail)
     assert poisoned["kinds"]["direction"]["policies"]["served"] != served
