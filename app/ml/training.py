@@ -17,7 +17,7 @@ from app.ml.walk_forward import DEFAULT_FOLDS
 
 _DEF_KEYS = {
     "type", "kind", "name", "config", "features", "horizon", "timeframe", "data_source", "description",
-    "walk_forward_folds",
+    "walk_forward_folds", "window_days",
 }
 
 

@@ -12,7 +12,7 @@ from app.core.db import session_scope
 from app.core.logging import get_logger
 from app.services.cycle import data as cycle_data
 from app.services.cycle import training as cycle_ml
-from app.services.cycle.definitions import load_definitions
+from app.services.cycle.definitions import definition_window, load_definitions
 from app.services.cycle.lock import LockLost, check_lease
 from app.services.cycle.rows import error_entry, update
 from app.services.cycle.start import cycle_symbols
@@ -51,15 +51,14 @@ def build(cycle_id: str, name: str) -> dict[str, Any]:
         if record is None:
             window = cycle.results["window"]
             probe = _probe_model(definition)
+            start_ms, end_ms = definition_window(window, definition)
             data = cycle_data.load_range(
-                cycle_symbols(cycle.options),
-                window["start_ms"],
-                window["end_ms"],
-                probe.timeframe,
-                cycle_ml.warmup_bars(probe),
+                cycle_symbols(cycle.options), start_ms, end_ms, probe.timeframe, cycle_ml.warmup_bars(probe)
             )
             model = cycle_ml.train(definition, data)
             model.training_["window_end_ms"] = window["end_ms"]
+            if definition.get("window_days") is not None:  # the definition's own window (a retrain keeps it)
+                model.training_["window_days"] = float(definition["window_days"])
             model.training_["cycle_id"] = cycle_id
             check_lease(cycle_id)  # a job that lost its lock saves nothing
             record = save_model(model, name=family, status="candidate", cycle_id=cycle_id)

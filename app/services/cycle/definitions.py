@@ -51,6 +51,9 @@ def _check(definitions: list[Any], source: str) -> list[dict[str, Any]]:
             raise BadInput(f"{source}: two definitions are named {name!r}; names must be unique")
         if not isinstance(item.get("config", {}), dict):
             raise BadInput(f"{source}: definition {name!r}: config must be a mapping of hyperparameters")
+        days = item.get("window_days")
+        if days is not None and (isinstance(days, bool) or not isinstance(days, int | float) or days <= 0):
+            raise BadInput(f"{source}: definition {name!r}: window_days must be a positive number of days")
         seen.add(name)
         out.append({"config": {}, **item, "name": name})
     return out
@@ -90,3 +93,12 @@ def window_days(options: dict[str, Any] | None = None) -> float:
     if value <= 0:
         raise BadInput(f"window_days must be positive, got {value}")
     return value
+
+
+def definition_window(window: dict[str, Any], definition: dict[str, Any]) -> tuple[int, int]:
+    """The [start, end] (ms) a definition trains on: its own `window_days` back from the cycle's window
+    end when it sets one (definitions with different windows then compete in ranking), else the cycle's."""
+    days = definition.get("window_days")
+    if days is None:
+        return int(window["start_ms"]), int(window["end_ms"])
+    return int(window["end_ms"] - float(days) * 86_400_000) + 60_000, int(window["end_ms"])

@@ -19,6 +19,7 @@ from app.ml.evaluation import skill_estimate
 from app.ml.lifecycle import retrain_verdict, tuning_verdict
 from app.services.cycle import data as cycle_data
 from app.services.cycle import training as cycle_ml
+from app.services.cycle.definitions import definition_window
 from app.services.cycle.drift import _ms, seen_until_ms
 from app.services.cycle.lock import check_lease
 from app.services.cycle.plan import apply_plan
@@ -51,9 +52,13 @@ def retrain(cycle_id: str, name: str) -> dict[str, Any]:
         "timeframe": old.timeframe,
     }
     warm = cycle_ml.warmup_bars(old)
-    data = cycle_data.load_range(symbols, window["start_ms"], window["end_ms"], old.timeframe, warm)
+    days = (record.training or {}).get("window_days")  # the definition's own window, when it had one
+    start_ms, end_ms = definition_window(window, {"window_days": days} if days else {})
+    data = cycle_data.load_range(symbols, start_ms, end_ms, old.timeframe, warm)
     new = cycle_ml.train(definition, data)
     new.training_["window_end_ms"] = window["end_ms"]
+    if days:
+        new.training_["window_days"] = days
     new.training_["cycle_id"] = cycle_id
     holdout_start = _ms(new.training_.get("holdout_start")) or window["start_ms"]
     seen = seen_until_ms(record.training, old.bar_ms)
