@@ -39,6 +39,7 @@ def main() -> int:
         first: dict[str, dict] = {}
         for definition in config["models_to_train"]:
             first.setdefault(definition["type"], definition)
+        store.mkdir(parents=True, exist_ok=True)
         models = store / "one-per-kind.yaml"
         models.write_text(yaml.safe_dump({**config, "models_to_train": list(first.values())}))
     env = {**os.environ, "MODEL_STORE_DIR": str(store), "MARKET_DATA_SOURCE": "csv", "LOG_LEVEL": "WARNING"}
