@@ -40,7 +40,8 @@ started = time.perf_counter()
 report = run_replay(spec)
 wall = time.perf_counter() - started
 rss = {{who: round(resource.getrusage(what).ru_maxrss / 1024, 1)
-       for who, what in (("driver_rss_mb", resource.RUSAGE_SELF), ("workers_rss_mb", resource.RUSAGE_CHILDREN))}}
+       for who, what in (("driver_rss_mb", resource.RUSAGE_SELF),
+                         ("workers_rss_mb", resource.RUSAGE_CHILDREN))}}
 print(json.dumps({{"wall_s": round(wall, 2), "steps": len(report["steps"]), **rss}}))
 """
 
