@@ -78,3 +78,23 @@ def test_direction_probabilities_are_calibrated_on_the_planted_holdout(planted_d
 def test_band_confidence_matches_holdout_coverage(kind, rw_models) -> None:
     coverage = rw_models[kind].performance_["coverage"]
     assert abs(coverage["stated_mean"] - coverage["observed_rate"]) < 0.15, coverage
+
+
+def test_the_price_model_shrinks_to_the_random_walk_when_it_knows_nothing(rw_models) -> None:
+    model = rw_models["price"]
+    perf = model.performance_
+    assert 0.0 <= model.shrinkage_ <= 1.0 and model.calibration_["shrinkage"] == model.shrinkage_
+    assert model.shrinkage_ < 0.5, "a network with no information kept most of its noise"
+    assert perf["skill_interval"][1] >= 0.0, f"significantly worse than the random walk: {perf['skill_interval']}"
+
+
+def test_the_price_model_keeps_a_real_signal() -> None:
+    from app.ml import PricePredictor
+
+    # returns that a feature explains half of: the net learns it, the calibration slice confirms it, and
+    # the prediction is kept (the factor is fitted, not a constant that would also shrink a real signal)
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(6000, 2))
+    y = 0.004 * X[:, 0] + rng.normal(0, 0.004, 6000)
+    model = PricePredictor(hidden_layers=[8], epochs=5, features=["a", "b"], horizon=60).fit(X, y)
+    assert model.shrinkage_ > 0.7, model.calibration_

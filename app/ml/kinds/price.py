@@ -61,6 +61,11 @@ class PricePredictor(RegressorModel):
 
     Standardisation (features and target) is fitted on the fit rows only. Training is deterministic for
     a seed: weights and batch order come from a private torch.Generator, one thread, deterministic kernels.
+    Shrinkage (never worse than a random walk by construction of the fit): the network's predicted return
+    is multiplied by lambda = clip(sum(p y) / sum(p^2), 0, 1), the least-squares factor of the realized
+    returns y on the raw predictions p over the calibration slice (rows the network never fitted). A network
+    with no out-of-sample information gets lambda near 0, i.e. the random walk's answer; one with real
+    information keeps most of its prediction. lambda is kept in the model (`shrinkage_`).
     Confidence: P(|realized r - predicted r| <= `band`) (default 0.005, i.e. the price lands within about
     +/-0.5% of `predicted_price`). On the calibration slice the residuals are standardised by the current
     volatility, z = (r - r_hat) / (scale * sqrt(h)) with `scale` the std of the last 60 one-bar log
@@ -122,6 +127,7 @@ class PricePredictor(RegressorModel):
         return targets.log_return(candles, int(self.horizon))
 
     def _fit_estimator(self, X: np.ndarray, y: np.ndarray) -> None:
+        self.shrinkage_ = 1.0  # until the calibration slice fits it (_calibrate)
         std = X.std(axis=0)
         self.scaler_ = {"x_mean": X.mean(axis=0).tolist(), "x_std": np.where(std > 0, std, 1.0).tolist(),
                         "y_mean": float(y.mean()), "y_std": float(y.std()) or 1.0}
@@ -150,7 +156,8 @@ class PricePredictor(RegressorModel):
     def _raw(self, X: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             out = self.estimator_(torch.from_numpy(self._scale(X))).squeeze(1).numpy().astype("float64")
-        return out * self.scaler_["y_std"] + self.scaler_["y_mean"]
+        shrinkage = float(getattr(self, "shrinkage_", 1.0))
+        return (out * self.scaler_["y_std"] + self.scaler_["y_mean"]) * shrinkage
 
     def _horizon_scale(self, meta: pd.DataFrame | None, n: int) -> np.ndarray:
         if meta is None:
@@ -161,8 +168,12 @@ class PricePredictor(RegressorModel):
         return np.abs(np.asarray(y) - np.asarray(pred)) <= self.band
 
     def _calibrate(self, y: np.ndarray, raw: np.ndarray, meta: pd.DataFrame | None) -> dict:
-        z = np.abs(y - raw) / self._horizon_scale(meta, len(y))
-        return {"method": "standardised_residual_band", "band": self.band, "abs_z_quantiles": quantiles(z)}
+        power = float(np.dot(raw, raw))
+        self.shrinkage_ = float(np.clip(np.dot(raw, y) / power, 0.0, 1.0)) if power > 0 else 0.0
+        shrunk = raw * self.shrinkage_
+        z = np.abs(y - shrunk) / self._horizon_scale(meta, len(y))
+        return {"method": "standardised_residual_band", "band": self.band, "abs_z_quantiles": quantiles(z),
+                "shrinkage": self.shrinkage_}
 
     def _confidence(self, pred: np.ndarray, meta: pd.DataFrame | None) -> np.ndarray:
         return ecdf(self.band / self._horizon_scale(meta, len(pred)), self.calibration_["abs_z_quantiles"])
@@ -173,10 +184,11 @@ class PricePredictor(RegressorModel):
 
     def _save_estimator(self, path: Path) -> dict:
         torch.save(self.estimator_.state_dict(), path)
-        return {"scaler": self.scaler_}
+        return {"scaler": self.scaler_, "shrinkage": self.shrinkage_}
 
     def _load_estimator(self, path: Path, state: dict) -> None:
         self.scaler_ = state["scaler"]
+        self.shrinkage_ = float(state.get("shrinkage", 1.0))  # models saved before shrinkage: none
         net = build_mlp(len(self.scaler_["x_mean"]), [int(w) for w in self.hidden_layers])
         net.load_state_dict(torch.load(path, weights_only=True))
         self.estimator_ = net.eval()
