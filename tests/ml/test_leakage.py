@@ -85,7 +85,7 @@ def test_the_price_model_shrinks_to_the_random_walk_when_it_knows_nothing(rw_mod
     perf = model.performance_
     assert 0.0 <= model.shrinkage_ <= 1.0 and model.calibration_["shrinkage"] == model.shrinkage_
     assert model.shrinkage_ < 0.5, "a network with no information kept most of its noise"
-    assert perf["skill_interval"][1] >= 0.0, f"significantly worse than the random walk: {perf['skill_interval']}"
+    assert perf["skill_interval"][1] >= 0.0, f"significantly below the random walk: {perf['skill_interval']}"
 
 
 def test_the_price_model_keeps_a_real_signal() -> None:
