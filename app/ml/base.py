@@ -438,12 +438,9 @@ class BaseModel(BaseEstimator, ABC):
         is_candles = set(OHLCV) <= columns <= set(OHLCV) | {"ts"}
         if is_candles and not set(self.feature_names_) <= columns:
             return self._answer_from_candles(frame)
-        if not set(self.feature_names_) <= columns:
-            named = frame.attrs.get("symbol") or symbol
-            if named is not None and isinstance(frame.index, pd.DatetimeIndex):
-                return self._answer_for_row_of(str(named), frame)
-        elif columns != set(self.feature_names_):
-            frame = frame[list(self.feature_names_)]  # more columns than the model reads: its own
+        named = frame.attrs.get("symbol")  # a FeatureManager frame says whose candles it holds
+        if named and columns != set(self.feature_names_) and isinstance(frame.index, pd.DatetimeIndex):
+            return self._answer_for_row_of(str(named), frame)
         self.check_features(frame.columns)
         candles = self._latest(symbol) if self.needs_context and symbol is not None else None
         return self.answer(frame.iloc[[-1]], candles)
