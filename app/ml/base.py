@@ -423,8 +423,10 @@ class BaseModel(BaseEstimator, ABC):
         current_features: pd.DataFrame | None = None,
     ) -> Any:
         """With X alone: an array of predictions (scikit-learn style). With `symbol` and/or
-        `current_features` (feature columns, or raw OHLCV candles): the kind's answer for the last row."""
-        if X is not None and symbol is None and current_features is None:
+        `current_features` (feature columns, or raw OHLCV candles): the kind's answer for the last row.
+        A FeatureManager frame of other columns (X or `current_features`) names its symbol's candles
+        (`attrs`): the answer is for its last row's candle, from the model's own features."""
+        if X is not None and symbol is None and current_features is None and not self._names_candles(X):
             return self._predict_matrix(X)
         self._require_fitted()
         frame = current_features if current_features is not None else X
@@ -469,6 +471,12 @@ class BaseModel(BaseEstimator, ABC):
     def _answer_from_candles(self, candles: pd.DataFrame) -> Any:
         row, context = latest_rows(self, candles)
         return self._answer_row(self._frame(row, self.feature_names_), context)
+
+    def _names_candles(self, X: Any) -> bool:
+        """A FeatureManager frame of other columns than the model's (`predict(features.iloc[-1:])`):
+        no feature matrix for scikit-learn, but the symbol's candles, which the model answers for."""
+        return (isinstance(X, pd.DataFrame) and bool(X.attrs.get("symbol")) and not X.empty
+                and set(map(str, X.columns)) != set(getattr(self, "feature_names_", ())))
 
     def _answer_for_row_of(self, symbol: str, frame: pd.DataFrame) -> Any:
         """The answer for the candle that `frame`'s last row stands for (a FeatureManager frame of other

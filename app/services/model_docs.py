@@ -77,6 +77,7 @@ def headline_performance(performance: dict[str, Any], is_classifier: bool, windo
     block["baseline"] = baseline_of(performance, is_classifier)
     block["skill"] = performance.get("skill")
     block["window"] = _pick(performance, "window", "backtest_window") or window
+    block["backtest_window"] = block["window"]  # the seed's name for it
     for key in EVIDENCE + PROPER[is_classifier]:
         if key in performance:
             block[key] = performance[key]
