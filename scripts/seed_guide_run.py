@@ -116,6 +116,44 @@ def _run(code: str, ns: dict[str, Any], label: str, parser: Any, one_by_one: boo
     return error
 
 
+def _metrics(results: dict) -> dict:
+    keys = ("accuracy", "f1", "rmse", "skill", "skill_interval", "beats_baseline", "baseline", "n",
+            "n_effective")
+    return {k: results.get(k) for k in keys if k in results}
+
+
+def _figures(number: int, ns: dict[str, Any]) -> dict:
+    """The numbers a block leaves behind, for the closing note."""
+    if number in (1, 3) and "results" in ns:
+        return {"backtest": _metrics(ns["results"])}
+    if number == 8:
+        return {name: _metrics(r) for name, r in ns.get("validation_results", {}).items()}
+    if number == 9:
+        return {"top_models": ns.get("top_models")}
+    if number == 10 and ns.get("active_models"):
+        from app import db
+
+        out = {}
+        for name in ns["active_models"]:
+            model = ns["load_model"](name)
+            live = ns["validator"].validate_on_live_data(model, symbol="BTC-USDT", hours_back=24)
+            last = db.get_last_backtest(name)
+            out[name] = {"live": _metrics(live), "last_backtest_accuracy": last.get("accuracy"),
+                         "drift": last["accuracy"] - live["accuracy"]}
+        return out
+    if number == 11:
+        from app.services.models import list_models
+
+        return {"models": {r.name: r.status for r in list_models()}}
+    if number == 13 and "results" in ns:
+        r = ns["results"]
+        return {"ensemble": {k: r.get(k) for k in ("accuracy", "f1", "eval_rows")},
+                "members": r.get("members"), "baseline": r.get("baseline"), "status": r.get("status")}
+    if number == 14:
+        return {k: ns.get(k) for k in ("direction_pred", "risk")}
+    return {}
+
+
 def run_flow(numbers: list[int], args: argparse.Namespace, parser: Any, base: Path) -> list[dict]:
     _fresh_stack(base)
     _candles(args, first=True)
@@ -136,8 +174,12 @@ def run_flow(numbers: list[int], args: argparse.Namespace, parser: Any, base: Pa
             then = _run(snippets["then", number], ns, f"then {number}", parser, True) \
                 if ("then", number) in snippets else None
         ok = error is None and then is None
+        try:
+            figures = _figures(number, ns) if ok else {}
+        except Exception as exc:  # noqa: BLE001
+            figures = {"error": f"{type(exc).__name__}: {exc}"}
         report.append({"block": number, "heading": blocks[number].heading, "ok": ok, "error": error,
-                       "setup_error": setup, "then_error": then,
+                       "setup_error": setup, "then_error": then, "figures": figures,
                        "seconds": round(time.perf_counter() - start, 1), "printed": out.getvalue()})
         line = "ok" if report[-1]["ok"] else f"FAILS {error or then}"
         print(f"block {number:2d} {blocks[number].heading[:40]:40s} {report[-1]['seconds']:6.1f}s  {line}")
@@ -166,6 +208,8 @@ def main() -> None:
     for r in report:
         if r["printed"].strip():
             print(f"\n--- block {r['block']} printed:\n{r['printed'].rstrip()}")
+        if r.get("figures"):
+            print(f"--- block {r['block']} figures: {json.dumps(r['figures'], default=str)}")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
 

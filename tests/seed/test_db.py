@@ -18,8 +18,10 @@ def saved(store_dir) -> dict:  # noqa: ANN001
     store(frames)
     pipeline = TrainingPipeline()
     data = {s: c.iloc[-1_500:] for s, c in frames.items()}
-    direction = pipeline.train_model({"type": "xgboost", "config": {"n_estimators": 10}, "horizon": 1}, data)
-    risk = pipeline.train_model({"type": "random_forest", "config": {"n_estimators": 8}}, data)
+    direction = pipeline.train_model({"type": "xgboost", "config": {"n_estimators": 10}, "horizon": 1,
+                                       "walk_forward_folds": 0}, data)
+    risk = pipeline.train_model({"type": "random_forest", "config": {"n_estimators": 8},
+                                  "walk_forward_folds": 0}, data)
     return {"direction": db.save_model("direction_predictor_001", direction),
             "risk": db.save_model("risk_scorer", risk), "models": {"direction": direction, "risk": risk}}
 

@@ -23,7 +23,8 @@ def three_direction_models(store_dir) -> dict:  # noqa: ANN001
     pipeline = TrainingPipeline()
     data = {s: c.iloc[:2_500] for s, c in frames.items()}
     for depth in (2, 3, 4):
-        definition = {"type": "xgboost", "config": {"n_estimators": 15, "max_depth": depth}, "horizon": 1}
+        definition = {"type": "xgboost", "config": {"n_estimators": 15, "max_depth": depth}, "horizon": 1,
+                      "walk_forward_folds": 0}
         pipeline.save_model("direction_predictor", pipeline.train_model(definition, data))
     store(frames, 2_500)  # newer candles arrive: rows no member trained on
     return frames
@@ -61,7 +62,8 @@ def test_an_ensemble_of_model_names_is_saved_asked_and_backtested(three_directio
 
 def test_members_of_different_kinds_or_a_mix_of_names_and_models_are_refused(three_direction_models) -> None:
     data = {s: c.iloc[:2_500] for s, c in three_direction_models.items()}
-    risk = TrainingPipeline().train_model({"type": "random_forest", "config": {"n_estimators": 5}}, data)
+    risk = TrainingPipeline().train_model({"type": "random_forest", "config": {"n_estimators": 5},
+                                              "walk_forward_folds": 0}, data)
     TrainingPipeline().save_model("risk_scorer", risk)
     with pytest.raises(BadInput, match="one kind"):
         EnsemblePredictor(models=["model_001", "model_004"])

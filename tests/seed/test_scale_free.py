@@ -43,7 +43,8 @@ def test_the_seeds_feature_frames_train_on_the_scale_free_forms_and_say_so(store
     fm = FeatureManager()
     frames = {s: fm.get_features(symbol=s, timeframe="1m", feature_list=SEED_FEATURES, lookback_bars=2000)
               for s in PRICES}
-    definition = {"type": "xgboost", "name": "direction_predictor_001", "config": {"n_estimators": 20}}
+    definition = {"type": "xgboost", "name": "direction_predictor_001", "config": {"n_estimators": 20},
+                  "walk_forward_folds": 0}
     with capture_logs() as logs:
         model = TrainingPipeline().train_model(definition, frames)
 
@@ -66,7 +67,8 @@ def test_the_seeds_feature_frames_train_on_the_scale_free_forms_and_say_so(store
 def test_a_substituted_model_serves_symbols_whose_prices_differ_by_five_orders(store_dir) -> None:
     data = _store()
     model = TrainingPipeline().train_model(
-        {"type": "random_forest", "config": {"n_estimators": 10}, "features": SEED_FEATURES, "horizon": 5},
+        {"type": "random_forest", "config": {"n_estimators": 10}, "features": SEED_FEATURES, "horizon": 5,
+         "walk_forward_folds": 0},
         {s: c.iloc[-2_000:] for s, c in data.items()},
     )
     answers = {s: model.predict(symbol=s) for s in PRICES}
@@ -82,7 +84,7 @@ def test_a_substituted_model_serves_symbols_whose_prices_differ_by_five_orders(s
 @pytest.mark.parametrize("name", ["close", "atr_14", "volume_sma_20"])
 def test_a_kind_trained_on_one_raw_feature_is_fed_its_form(name, store_dir) -> None:
     data = _store(1_500)
-    definition = {"type": "svm", "config": {"n_components": 30}, "features": [name]}
+    definition = {"type": "svm", "config": {"n_components": 30}, "features": [name], "walk_forward_folds": 0}
     model = TrainingPipeline().train_model(definition, data)
     assert model.feature_names_ == scale_free_features([name])[0]
     assert model.predict(symbol="BTC-USDT")["state"] in ("accelerating", "decelerating")
