@@ -86,6 +86,7 @@ class BaseModel(BaseEstimator, ABC):
     # Set by `train_on` (the whole template), empty for a bare `fit`.
     features_given_: Sequence[str] = ()
     feature_substitutions_: Sequence[Mapping[str, str]] = ()
+    features_fed_: Sequence[str] = ()
     training_: Mapping[str, Any] = _EMPTY
     performance_: Mapping[str, Any] = _EMPTY
 
@@ -198,17 +199,16 @@ class BaseModel(BaseEstimator, ABC):
         the list as given and `feature_substitutions_` each replacement, both recorded in the metadata.
         """
         given = list(self.features)
+        if self.feature_substitutions_ and given == list(self.features_fed_):
+            return  # trained again as it was fed: what was given stays on record
         fed, substitutions = scale_free_features(given)
-        if not substitutions:
-            if not self.feature_substitutions_:
-                self.features_given_ = given
-            return
-        log.warning(
-            "features fed in their scale-free form", model=type(self).__name__, given=given, fed=fed,
-            substitutions={s["given"]: s["fed"] for s in substitutions},
-        )
-        self.features_given_, self.feature_substitutions_ = given, substitutions
-        self.features = fed
+        self.features_given_, self.feature_substitutions_, self.features_fed_ = given, substitutions, fed
+        if substitutions:
+            log.warning(
+                "features fed in their scale-free form", model=type(self).__name__, given=given, fed=fed,
+                substitutions={s["given"]: s["fed"] for s in substitutions},
+            )
+            self.features = fed
 
     @property
     def type(self) -> str:

@@ -88,3 +88,16 @@ def test_a_kind_trained_on_one_raw_feature_is_fed_its_form(name, store_dir) -> N
     model = TrainingPipeline().train_model(definition, data)
     assert model.feature_names_ == scale_free_features([name])[0]
     assert model.predict(symbol="BTC-USDT")["state"] in ("accelerating", "decelerating")
+
+
+def test_the_record_follows_the_list_given_to_each_training(store_dir) -> None:
+    _store(1_500)
+    from app.ml import DirectionPredictor
+
+    model = DirectionPredictor(n_estimators=5, features=["close", "rsi_14"])
+    model.train(symbols=["BTC-USDT"], lookback_bars=1_000)
+    model.train(symbols=["BTC-USDT"], lookback_bars=1_000)  # again, as fed: the given list stays
+    assert model.training_["features_given"] == ["close", "rsi_14"]
+    model.set_params(features=["returns", "rsi_14"]).train(symbols=["BTC-USDT"], lookback_bars=1_000)
+    assert model.training_["features_given"] == ["returns", "rsi_14"]
+    assert model.training_["feature_substitutions"] == []
