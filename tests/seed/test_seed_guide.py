@@ -75,6 +75,14 @@ def check(number: int, ns: dict[str, Any]) -> None:
         assert db.active_models() == sorted(n for n, _ in top)
     elif number == 10:
         assert ns["active_models"] == ["direction_predictor_001", "risk_scorer_001"]
+        flagged = []
+        for name in ns["active_models"]:  # the block's rule, recomputed: its flags are exactly these
+            model = ns["load_model"](name)
+            live = ns["validator"].validate_on_live_data(model, symbol="BTC-USDT", hours_back=24)
+            assert _unit(live["accuracy"]) and live["n"] > 1_000 and live["intervals"]["skill"] is not None
+            if db.get_last_backtest(name)["accuracy"] - live["accuracy"] > 0.05:
+                flagged.append(name)
+        assert db.get_flagged_for_retraining() == flagged
     elif number == 11:
         old = get_model("direction_predictor_001").status
         names = {r.name for r in list_models()}
