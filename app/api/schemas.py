@@ -215,6 +215,26 @@ class EnsembleCreate(BaseModel):
     def members(self) -> list[str]:
         return list(self.models)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _names_once_and_not_kinds(cls, data: Any) -> Any:
+        """Checked on the raw body, so the error names the field the client sent (`models`/`members`)."""
+        if not isinstance(data, dict):
+            return data
+        key = "models" if "models" in data else "members"
+        names = data.get(key)
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return data  # the field's own validation says what is wrong
+        if len(set(names)) != len(names):
+            raise ValueError(f"{key}: each model may appear once")
+        kinds = [m for m in names if m in KIND_NAMES]
+        if kinds:
+            raise ValueError(
+                f"{key}: name models, not kinds ({', '.join(kinds)}): an ensemble keeps its members "
+                f"(GET /models?kind={kinds[0]} lists them)"
+            )
+        return data
+
     @model_validator(mode="after")
     def _weights_match(self) -> EnsembleCreate:
         if self.weights is not None:
@@ -223,14 +243,6 @@ class EnsembleCreate(BaseModel):
                                  f"got {len(self.weights)}")
             if sum(self.weights) <= 0:
                 raise ValueError("weights: must have a positive sum")
-        if len(set(self.models)) != len(self.models):
-            raise ValueError("models: each model may appear once")
-        kinds = [m for m in self.models if m in KIND_NAMES]
-        if kinds:
-            raise ValueError(
-                f"models: name models, not kinds ({', '.join(kinds)}): an ensemble keeps its members "
-                f"(GET /models?kind={kinds[0]} lists them)"
-            )
         return self
 
 

@@ -37,5 +37,7 @@ def test_members_is_still_accepted_and_both_at_once_are_refused(ctx: dict) -> No
     assert old.status_code == 201 and old.json()["models"] == ctx["names"]
     both = http.post("/ensembles", json={"members": ctx["names"], "models": ctx["names"]}, headers=op)
     assert both.status_code == 422
+    twice = http.post("/ensembles", json={"models": [ctx["names"][0]] * 2}, headers=op)
+    assert twice.status_code == 422 and "models: each model may appear once" in twice.text  # as sent
     unknown = http.post("/ensemble/ensemble_999/predict", json={"symbol": "BTC-USDT"}, headers=rd)
     assert unknown.status_code == 404 and "ensemble_999" in unknown.json()["detail"]
