@@ -181,7 +181,7 @@ class Client:
         **extra: Any,
     ) -> dict[str, Any]:
         """Create an ensemble of models (operator key); `extra` passes further fields of the server's body."""
-        body: dict[str, Any] = {"members": list(members), "method": method, **extra}
+        body: dict[str, Any] = {"models": list(members), "method": method, **extra}  # the seed's word
         if weights is not None:
             body["weights"] = list(weights)
         if name is not None:

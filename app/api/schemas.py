@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, FiniteFloat, model_validator
 
 SYMBOL_PATTERN = r"^[A-Z0-9]{1,15}-[A-Z0-9]{1,15}$"
 # What the service can name (models: family_NNN, model_NNN or a kind; ensembles: id or ensemble_NNN;
@@ -193,15 +193,17 @@ class StatusChange(BaseModel):
 
 
 class EnsembleCreate(BaseModel):
-    """Members are model names of one kind (and one horizon); weights default to equal."""
+    """`models` (the seed's word; `members` is accepted too) are model names of one kind (and one
+    horizon); weights default to equal. What GET /ensembles/{id} returns is what this takes."""
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"members": ["direction_xgb_001", "direction_xgb_002"],
+        json_schema_extra={"examples": [{"models": ["direction_xgb_001", "direction_xgb_002"],
                                          "method": "weighted_avg", "weights": [0.6, 0.4]}]},
     )
 
-    members: list[ModelRef] = Field(min_length=2, max_length=10)
+    models: list[ModelRef] = Field(min_length=2, max_length=10,
+                                   validation_alias=AliasChoices("models", "members"))
     method: Literal["weighted_avg", "voting", "stacking"] = "weighted_avg"
     weights: list[Annotated[FiniteFloat, Field(ge=0, le=1e6)]] | None = Field(
         default=None, min_length=2, max_length=10
@@ -209,22 +211,38 @@ class EnsembleCreate(BaseModel):
     name: str | None = Field(default=None, pattern=r"^ensemble_[0-9]{3,9}$")
     description: str = Field(default="", max_length=500, pattern=TEXT_PATTERN)
 
+    @property
+    def members(self) -> list[str]:
+        return list(self.models)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names_once_and_not_kinds(cls, data: Any) -> Any:
+        """Checked on the raw body, so the error names the field the client sent (`models`/`members`)."""
+        if not isinstance(data, dict):
+            return data
+        key = "models" if "models" in data else "members"
+        names = data.get(key)
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return data  # the field's own validation says what is wrong
+        if len(set(names)) != len(names):
+            raise ValueError(f"{key}: each model may appear once")
+        kinds = [m for m in names if m in KIND_NAMES]
+        if kinds:
+            raise ValueError(
+                f"{key}: name models, not kinds ({', '.join(kinds)}): an ensemble keeps its members "
+                f"(GET /models?kind={kinds[0]} lists them)"
+            )
+        return data
+
     @model_validator(mode="after")
     def _weights_match(self) -> EnsembleCreate:
         if self.weights is not None:
-            if len(self.weights) != len(self.members):
-                raise ValueError(f"weights: give one weight per member ({len(self.members)}), "
+            if len(self.weights) != len(self.models):
+                raise ValueError(f"weights: give one weight per member ({len(self.models)}), "
                                  f"got {len(self.weights)}")
             if sum(self.weights) <= 0:
                 raise ValueError("weights: must have a positive sum")
-        if len(set(self.members)) != len(self.members):
-            raise ValueError("members: each model may appear once")
-        kinds = [m for m in self.members if m in KIND_NAMES]
-        if kinds:
-            raise ValueError(
-                f"members: name models, not kinds ({', '.join(kinds)}): an ensemble keeps its members "
-                f"(GET /models?kind={kinds[0]} lists them)"
-            )
         return self
 
 

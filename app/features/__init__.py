@@ -16,6 +16,7 @@ from app.features.registry import (
     pattern_names,
 )
 from app.features.resample import resample
+from app.features.scale_free import scale_free_features, scale_free_form
 
 __all__ = [
     "DEFAULT_FEATURES",
@@ -29,6 +30,8 @@ __all__ = [
     "pattern_names",
     "required_warmup",
     "resample",
+    "scale_free_features",
+    "scale_free_form",
 ]
 
 

@@ -33,7 +33,8 @@ class FeatureManager:
 
         Loads warm-up bars ahead of the window so the rows returned match a full-history computation;
         higher timeframes are resampled from stored 1m candles, and an unfinished last bar is left out.
-        Leading rows that are still NaN (history shorter than the warm-up) are dropped.
+        Leading rows that are still NaN (history shorter than the warm-up) are dropped. The frame's
+        `attrs` say which candles it holds (`symbol`, `timeframe`).
         """
         check_timeframe(timeframe)
         names = feature_list_names(feature_list)
@@ -43,7 +44,11 @@ class FeatureManager:
         features = compute_features(candles, names).iloc[-lookback_bars:]
         complete = features.notna().all(axis=1).to_numpy()
         first = int(np.argmax(complete)) if complete.any() else len(features)
-        return features.iloc[first:]
+        features = features.iloc[first:].copy()
+        # Which candles the rows belong to: lets a model answer `predict(features.iloc[-1:])` for that
+        # candle with its own features, whichever columns were asked for here.
+        features.attrs.update(symbol=symbol, timeframe=timeframe)
+        return features
 
     def _load(self, symbol: str, timeframe: str, bars: int, end_ts: int | None) -> pd.DataFrame:
         """The newest `bars` candles of `timeframe` up to `end_ts`, resampled from 1m when needed."""

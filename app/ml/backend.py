@@ -32,6 +32,10 @@ class Backend(Protocol):
 
     def load_model(self, name: str) -> Any: ...
 
+    def save_ensemble(self, name: str, config: dict[str, Any]) -> str: ...
+
+    def backtest_ensemble(self, name: str, symbols: list[str] | None, days_back: float) -> dict: ...
+
 
 _backend: Backend | None = None
 

@@ -40,8 +40,9 @@ from sklearn.utils.validation import validate_data
 from threadpoolctl import ThreadpoolController
 
 from app.core.errors import BadInput, IntegrityError
+from app.core.logging import get_logger
 from app.data.frames import OHLCV, TIMEFRAME_MS, bars_per_day, index_ms, timeframe_ms
-from app.features import required_warmup
+from app.features import required_warmup, scale_free_features
 from app.ml.backend import get_backend
 from app.ml.context import SCALE_WINDOW, context_frame
 from app.ml.dataset import build_dataset, latest_rows
@@ -53,6 +54,8 @@ from app.ml.validation import ValidationPipeline, evaluate_dataset
 from app.ml.walk_forward import DEFAULT_FOLDS, walk_forward
 
 __all__ = ["BaseModel", "jsonable"]
+
+log = get_logger(__name__)
 
 _COMMON = ("features", "horizon", "timeframe", "seed", "train_ratio", "calibration_ratio")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -81,6 +84,9 @@ class BaseModel(BaseEstimator, ABC):
     _by_kind: ClassVar[dict[str, type[BaseModel]]] = {}
 
     # Set by `train_on` (the whole template), empty for a bare `fit`.
+    features_given_: Sequence[str] = ()
+    feature_substitutions_: Sequence[Mapping[str, str]] = ()
+    features_fed_: Sequence[str] = ()
     training_: Mapping[str, Any] = _EMPTY
     performance_: Mapping[str, Any] = _EMPTY
 
@@ -186,6 +192,35 @@ class BaseModel(BaseEstimator, ABC):
                 raise BadInput(f"{name} must be between 0 and 1 (exclusive), got {value!r}")
         self._check_own_params()
 
+    def feed_scale_free(self) -> None:
+        """Feed each feature in price or volume units in its scale-free form (DESIGN 3), never refuse it.
+
+        `features` becomes the list as fed (so a clone or a retrain keeps it); `features_given_` keeps
+        the list as given and `feature_substitutions_` each replacement, both recorded in the metadata.
+        """
+        given = list(self.features)
+        if self.feature_substitutions_ and given == list(self.features_fed_):
+            return  # trained again as it was fed: what was given stays on record
+        fed, substitutions = scale_free_features(given)
+        self.features_given_, self.feature_substitutions_, self.features_fed_ = given, substitutions, fed
+        if substitutions:
+            log.warning(
+                "features fed in their scale-free form", model=type(self).__name__, given=given, fed=fed,
+                substitutions={s["given"]: s["fed"] for s in substitutions},
+            )
+            self.features = fed
+
+    @property
+    def type(self) -> str:
+        """The seed's `model.type` (`xgboost`, ...), as `train_model(model_type=)` takes it."""
+        return self.model_type
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The seed's `model.config`: every parameter (hyperparameters, features, horizon, timeframe), as
+        `train_model(model_type=..., config=...)` takes them to build the same definition again."""
+        return jsonable(self.get_params())
+
     @property
     def hyperparams(self) -> dict[str, Any]:
         """The estimator's hyperparameters (and seed), without features/horizon/timeframe."""
@@ -267,6 +302,7 @@ class BaseModel(BaseEstimator, ABC):
         """The whole template: dataset -> chronological split with embargo -> walk-forward folds inside
         the train part (the definition) -> fit on the train part -> holdout metrics (the fitted model)."""
         self.check_params()
+        self.feed_scale_free()
         ds = build_dataset(self, candles_by_symbol)
         split = chronological_split(ds.ts_ms, self.horizon, self.bar_ms, self.train_ratio)
         train, holdout = ds.subset(split.train), ds.subset(split.holdout)
@@ -284,6 +320,8 @@ class BaseModel(BaseEstimator, ABC):
             # The last candle the window held: drift's "unseen" hours start after it (a train row's label
             # and the purged rows after it reach past train_end_ms).
             "window_end_ms": max(int(index_ms(c.index).max()) for c in candles_by_symbol.values() if len(c)),
+            "features_given": list(self.features_given_ or self.features),
+            "feature_substitutions": [dict(s) for s in self.feature_substitutions_],
         }
         metrics = evaluate_dataset(self, holdout, window=self.training_["window"])
         metrics["walk_forward"] = walk_forward(self, train, folds=walk_forward_folds)
@@ -307,6 +345,7 @@ class BaseModel(BaseEstimator, ABC):
         if prediction_horizon is not None:
             self.horizon = int(prediction_horizon)
         self.check_params()
+        self.feed_scale_free()
         bars = int(lookback_bars or days_back * bars_per_day(self.timeframe))
         backend = get_backend()
         warmup = required_warmup(list(self.features), self.timeframe)
@@ -384,8 +423,10 @@ class BaseModel(BaseEstimator, ABC):
         current_features: pd.DataFrame | None = None,
     ) -> Any:
         """With X alone: an array of predictions (scikit-learn style). With `symbol` and/or
-        `current_features` (feature columns, or raw OHLCV candles): the kind's answer for the last row."""
-        if X is not None and symbol is None and current_features is None:
+        `current_features` (feature columns, or raw OHLCV candles): the kind's answer for the last row.
+        A FeatureManager frame of other columns (X or `current_features`) names its symbol's candles
+        (`attrs`): the answer is for its last row's candle, from the model's own features."""
+        if X is not None and symbol is None and current_features is None and not self._names_candles(X):
             return self._predict_matrix(X)
         self._require_fitted()
         frame = current_features if current_features is not None else X
@@ -399,6 +440,9 @@ class BaseModel(BaseEstimator, ABC):
         is_candles = set(OHLCV) <= columns <= set(OHLCV) | {"ts"}
         if is_candles and not set(self.feature_names_) <= columns:
             return self._answer_from_candles(frame)
+        named = frame.attrs.get("symbol")  # a FeatureManager frame says whose candles it holds
+        if named and columns != set(self.feature_names_) and isinstance(frame.index, pd.DatetimeIndex):
+            return self._answer_for_row_of(str(named), frame)
         self.check_features(frame.columns)
         candles = self._latest(symbol) if self.needs_context and symbol is not None else None
         return self.answer(frame.iloc[[-1]], candles)
@@ -427,6 +471,20 @@ class BaseModel(BaseEstimator, ABC):
     def _answer_from_candles(self, candles: pd.DataFrame) -> Any:
         row, context = latest_rows(self, candles)
         return self._answer_row(self._frame(row, self.feature_names_), context)
+
+    def _names_candles(self, X: Any) -> bool:
+        """A FeatureManager frame of other columns than the model's (`predict(features.iloc[-1:])`):
+        no feature matrix for scikit-learn, but the symbol's candles, which the model answers for."""
+        return (isinstance(X, pd.DataFrame) and bool(X.attrs.get("symbol")) and not X.empty
+                and set(map(str, X.columns)) != set(getattr(self, "feature_names_", ())))
+
+    def _answer_for_row_of(self, symbol: str, frame: pd.DataFrame) -> Any:
+        """The answer for the candle that `frame`'s last row stands for (a FeatureManager frame of other
+        columns: its `attrs` name the symbol), from the stored candles up to it and the model's own
+        features, as `predict(symbol=...)` computes them."""
+        warmup = max(required_warmup(self.feature_names_, self.timeframe), SCALE_WINDOW) + 2
+        candles = get_backend().candles_for_features(symbol, frame.iloc[[-1]], self.timeframe, warmup)
+        return self._answer_from_candles(candles)
 
     def _latest(self, symbol: str) -> pd.DataFrame:
         bars = max(required_warmup(self.feature_names_, self.timeframe), SCALE_WINDOW) + 2

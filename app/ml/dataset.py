@@ -3,7 +3,8 @@
 Features come from `app.features.compute_features` (causal), labels from the model's target (future
 bars only). Warm-up rows (features still depending on where the window starts) and rows without a
 label are dropped, never filled. Only scale-free features are accepted, so one model can serve symbols
-whose prices differ by orders of magnitude.
+whose prices differ by orders of magnitude (`BaseModel.train_on` feeds price- or volume-unit features in
+their scale-free form before it gets here).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pandas as pd
 
 from app.core.errors import BadInput
 from app.data.frames import OHLCV, index_ms
-from app.features import compute_features, is_scale_free, required_warmup
+from app.features import compute_features, is_scale_free, required_warmup, scale_free_form
 from app.ml.context import SCALE_WINDOW, context_frame
 from app.ml.targets import past_label
 
@@ -28,30 +29,11 @@ __all__ = ["SCALE_WINDOW", "Dataset", "build_dataset", "check_scale_free", "cont
 
 META_COLUMNS = ["symbol", "ts_ms", "close", "scale", "past_label"]
 
-_ALTERNATIVES = {
-    "open": "returns", "high": "range_pct", "low": "range_pct", "close": "returns or close_zscore_20",
-    "volume": "volume_ratio_20", "vwap": "vwap_dist", "macd": "macd_pct", "macd_signal": "macd_pct",
-    "macd_histogram": "macd_histogram_pct",
-}
-_PREFIX_ALTERNATIVES = {
-    "atr_": "natr_", "ema_": "ema_dist_", "sma_": "sma_dist_", "volume_sma_": "volume_ratio_",
-}
-
-
-def _alternative(name: str) -> str:
-    if name in _ALTERNATIVES:
-        return _ALTERNATIVES[name]
-    for prefix, other in _PREFIX_ALTERNATIVES.items():
-        if name.startswith(prefix):
-            return other + name[len(prefix):]
-    return "a ratio, return or z-score of it"
-
-
 def check_scale_free(features: list[str]) -> None:
     """Refuse features in price or volume units: a pooled model would learn each symbol's price level."""
     bad = [name for name in features if not is_scale_free(name)]
     if bad:
-        hints = "; ".join(f"{name} -> {_alternative(name)}" for name in bad)
+        hints = "; ".join(f"{name} -> {scale_free_form(name)}" for name in bad)
         raise BadInput(
             f"features {bad} are not scale-free (they are in price or volume units); models take only "
             f"scale-free features. Use instead: {hints}"

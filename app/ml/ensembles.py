@@ -20,6 +20,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from app.core.errors import BadInput, Unavailable
+from app.ml.backend import get_backend
 
 METHODS = ("weighted_avg", "voting", "stacking")
 CLASS_LABELS: dict[str, tuple[str, str]] = {
@@ -61,7 +62,8 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 class EnsemblePredictor:
-    """A blend of fitted models of one kind (`models` are model objects; `names` label them in configs)."""
+    """A blend of fitted models of one kind. `models` are model objects, or stored models' names (the
+    seed's `models=['model_001', ...]`, loaded and verified through the store); `names` label them."""
 
     def __init__(
         self,
@@ -73,8 +75,13 @@ class EnsemblePredictor:
         names: Sequence[str] | None = None,
         meta: dict[str, Any] | None = None,
     ) -> None:
-        if len(models) < 2:
+        if isinstance(models, str) or len(models) < 2:
             raise BadInput("an ensemble needs at least 2 member models")
+        if any(isinstance(m, str) for m in models):
+            if not all(isinstance(m, str) for m in models):
+                raise BadInput("models: give all members as names, or all as fitted models")
+            names = list(models) if names is None else names
+            models = [get_backend().load_model(m) for m in models]
         if method not in METHODS:
             raise BadInput(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
         kinds = {getattr(m, "kind", kind) for m in models}
@@ -153,9 +160,20 @@ class EnsemblePredictor:
                 cols.append(np.asarray(model.predict(frame), dtype="float64").reshape(-1))
         return np.column_stack(cols)
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Blended signal per row: P(positive class) for classifiers, the value for regressors."""
-        return self.combine(self.member_signals(X))
+    def predict(self, X: Any = None, *, symbol: str | None = None, df: Any = None) -> Any:
+        """With X alone: the blended signal per row (P(positive class) for classifiers, the value for
+        regressors). With `symbol` and/or `df` (the seed's form): the kind's answer (DESIGN 4), blended
+        from each member's `predict(symbol=symbol, current_features=df)` for the newest row."""
+        if symbol is None and df is None:
+            if X is None:
+                raise BadInput("pass symbol='BTC-USDT' and/or df=<features or candles>, or a matrix X")
+            return self.combine(self.member_signals(X))
+        return self.answer(self.member_answers(symbol=symbol, df=df if df is not None else X))
+
+    def member_answers(self, *, symbol: str | None = None, df: Any = None) -> list[Any]:
+        """Each member's own answer for the newest row (features it computes itself when `df` names a
+        symbol's candle but holds other columns)."""
+        return [m.predict(symbol=symbol, current_features=df) for m in self.models]
 
     def answer(self, member_answers: Sequence[Any]) -> Any:
         """The blended answer from the members' answers to one request."""
@@ -251,12 +269,16 @@ class EnsemblePredictor:
             "created_ts": datetime.now(UTC).isoformat(),
         }
 
-    def save_config(self, name: str, directory: Path | None = None) -> Path:
-        """Write `<store>/ensembles/<name>.json` (atomically) so the service or the CLI can load it."""
-        if directory is None:
-            from app.core.config import get_settings
+    def save_config(self, name: str, directory: Path | None = None) -> Path | str:
+        """Save the ensemble as `name` (`ensemble_NNN`).
 
-            directory = get_settings().model_store_dir / "ensembles"
+        Without `directory` (the seed's call) it goes through the store: the config file
+        `<store>/ensembles/<name>.json` and its row, so `POST /ensemble/<name>/predict`, `GET /ensembles`
+        and `backtest_ensemble` know it; saving a name again replaces its members, weights and method.
+        With `directory`, only the file is written there (atomically).
+        """
+        if directory is None:
+            return get_backend().save_ensemble(name, self.to_config(name))
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{name}.json"
         tmp = path.with_suffix(".json.tmp")

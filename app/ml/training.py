@@ -57,9 +57,17 @@ class TrainingPipeline:
     """The seed's pipeline form: train_model(model_def, training_data), then save_model(name, model)."""
 
     def train_model(
-        self, model_def: Mapping[str, Any], training_data: Mapping[str, pd.DataFrame]
+        self,
+        model_def: Mapping[str, Any] | None = None,
+        training_data: Mapping[str, pd.DataFrame] | None = None,
+        *,
+        model_type: str | None = None,
+        config: Mapping[str, Any] | None = None,
     ) -> BaseModel:
         """Fit on the train part of `training_data`; holdout metrics in `performance_`.
+
+        The definition is `model_def`, or (the seed's retrain form) `model_type=old.type,
+        config=old.config`: the same kind with every parameter of the old model (features included).
 
         `training_data` maps symbol -> candles (as `load_candles` returns), or symbol -> a FeatureManager
         frame as in the seed: then its columns are the model's features (unless the definition names
@@ -67,6 +75,14 @@ class TrainingPipeline:
         definition's `data_source`, else the stored candles' source when they came from the store, else
         `unknown` (candles handed in are not looked up: this path needs no database).
         """
+        if model_def is None:
+            if model_type is None:
+                raise BadInput("pass a model definition, or model_type= (e.g. 'xgboost') and config=")
+            model_def = {"type": model_type, "config": dict(config or {})}
+        elif model_type is not None or config is not None:
+            raise BadInput("pass either a model definition or model_type=/config=, not both")
+        if training_data is None:
+            raise BadInput("pass training_data: {symbol: candles or a FeatureManager frame}")
         model = model_from_definition(model_def)
         folds = folds_of(model_def)
         candles = self._as_candles(model, model_def, training_data)
@@ -88,6 +104,7 @@ class TrainingPipeline:
         if not model_def.get("features"):
             columns = list(dict.fromkeys(c for f in feature_frames.values() for c in f.columns))
             model.set_params(features=columns)
+        model.feed_scale_free()
         warmup = required_warmup(list(model.features), model.timeframe)
         for symbol, frame in feature_frames.items():
             frames[symbol] = get_backend().candles_for_features(symbol, frame, model.timeframe, warmup)

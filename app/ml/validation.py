@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from app.core.errors import BadInput
-from app.data.frames import bars_per_day
+from app.data.frames import bars_per_day, index_ms
 from app.features import required_warmup
 from app.ml import baselines, intervals, losses, metrics
 from app.ml.backend import get_backend
@@ -141,10 +142,40 @@ def _regressor_metrics(model: BaseModel, scored: Scored) -> tuple[dict, np.ndarr
     best_rmse = board[scored.baseline]["rmse"]
     out.update(baselines=board, baseline=scored.baseline, baseline_rmse=best_rmse,
                skill=metrics.regressor_skill(out["rmse"], best_rmse))
+    out["seed_view"] = _seed_view(model, ds.y, scored.pred)
     if scored.confidence is not None:
         out["coverage"] = {"band": model.band, **metrics.reliability_table(
             scored.confidence, model.hits(ds.y, scored.pred), metrics.COVERAGE_EDGES)}
     return out, np.column_stack(columns), lambda t: _regressor_stats(t, with_qlike)
+
+
+SEED_VIEW_RULES = {
+    "price": "UP: the predicted return over the horizon is above 0",
+    "risk": "risky: the predicted excursion is above the mean excursion of the training rows",
+    "volatility": "high: the predicted volatility is above the mean of the training rows",
+}
+SEED_METRICS = ("accuracy", "precision", "recall", "f1")
+
+
+def _seed_view(model: BaseModel, y: np.ndarray, pred: np.ndarray) -> dict:
+    """A regressor's answer read as a yes/no call, so the seed's accuracy/precision/recall/F1 exist for
+    every kind: price UP or not, risk or volatility above the TRAIN labels' mean (never the holdout's)."""
+    threshold = 0.0 if model.kind == "price" else float(model.calibration_["labels"]["mean"])
+    truth, call = np.asarray(y) > threshold, np.asarray(pred) > threshold
+    point = metrics.classification(truth, call, call.astype("float64"))
+    majority = float(max(truth.mean(), 1.0 - truth.mean())) if len(truth) else None
+    return {"rule": SEED_VIEW_RULES.get(model.kind, "above the training mean"), "threshold": threshold,
+            **{k: point.get(k) for k in SEED_METRICS}, "baseline_accuracy": majority}
+
+
+def seed_metrics(performance: Mapping[str, Any]) -> dict:
+    """`performance` with the seed's accuracy/precision/recall/f1 on top for regressors (from
+    `seed_view`); classifiers have them already."""
+    out = dict(performance)
+    for key, value in (performance.get("seed_view") or {}).items():
+        if key in SEED_METRICS:
+            out.setdefault(key, value)
+    return out
 
 
 def evaluate_dataset(
@@ -215,7 +246,12 @@ class ValidationPipeline:
         days_back: float = 7,
         candles: Mapping[str, pd.DataFrame] | None = None,
     ) -> dict:
-        """Metrics on the last (1 - train_ratio) of the newest `days_back` days, minus rows the model saw."""
+        """Metrics on the last (1 - train_ratio) of the newest `days_back` days, minus rows the model saw.
+
+        `symbols` None (or `...`, as the seed writes it) means the symbols the model was trained on.
+        """
+        if symbols is Ellipsis:
+            symbols = None
         if candles is None:
             if symbols is None:
                 symbols = model.training_.get("symbols") or []
@@ -228,6 +264,59 @@ class ValidationPipeline:
         split = chronological_split(ds.ts_ms, model.horizon, model.bar_ms, self.train_ratio)
         return self._evaluate(model, ds, split.holdout & unseen(model, ds), f"{days_back:g}d")
 
+    def validate_on_live_data(
+        self,
+        model: BaseModel,
+        symbol: str | Iterable[str] | None = None,
+        hours_back: float = 24,
+        candles: Mapping[str, pd.DataFrame] | None = None,
+    ) -> dict:
+        """`backtest_model`'s metrics (with their intervals) on the newest `hours_back` hours of stored
+        candles that the model never saw: rows after the last candle of its training window (holdout
+        included). The drift check's numbers (DESIGN 6), for the seed's `check_model_drift`.
+
+        `symbol`: one symbol or several (default: the model's training symbols). Refused with the reason
+        when those hours hold no labelled row the model did not see (it was trained on the newest candles).
+        """
+        if not hours_back or hours_back <= 0:
+            raise BadInput(f"hours_back must be positive, got {hours_back!r}")
+        trained_on = model.training_.get("symbols") or []
+        symbols = [symbol] if isinstance(symbol, str) else list(symbol or trained_on)
+        if candles is None:
+            bars = int(math.ceil(hours_back * 3_600_000 / model.bar_ms))
+            warmup = required_warmup(list(model.features), model.timeframe)
+            candles = get_backend().load_window(symbols, model.timeframe, bars + warmup)
+        else:
+            candles = {s: candles[s] for s in symbols}
+        ds = build_dataset(model, candles)
+        newest = max(int(index_ms(c.index).max()) for c in candles.values() if len(c))
+        start = newest - int(hours_back * 3_600_000) + model.bar_ms
+        seen = (model.training_ or {}).get("window_end_ms")
+        mask = (ds.ts_ms >= start) & unseen(model, ds)
+        if seen is not None:
+            mask &= ds.ts_ms > int(seen)
+        if not mask.any():
+            raise BadInput(
+                f"no labelled rows in the newest {hours_back:g} hours of {symbols} that "
+                f"{getattr(model, 'name_', type(model).__name__)} did not train on (its window ends "
+                f"{_iso(int(seen)) if seen is not None else model.training_.get('train_end')}); "
+                "ingest newer candles first"
+            )
+        out = evaluate_dataset(model, ds.subset(mask), f"{hours_back:g}h", self.fee_bps, self.slippage_bps)
+        out = seed_metrics(out)
+        out.update(hours_back=hours_back, live_from=_iso(start),
+                   seen_until=None if seen is None else _iso(int(seen)))
+        return out
+
+    def backtest_ensemble(
+        self, ensemble: str, symbols: Iterable[str] | None = None, days_back: float = 7
+    ) -> dict:
+        """A stored ensemble (by name) scored beside each member and a naive baseline on the same rows,
+        after every member's training (`POST /ensembles/{id}/backtest`). The ensemble's `accuracy` and
+        `f1` (RMSE and MAE for regressors) are on top; `members` holds each member's."""
+        chosen = None if symbols is None else list(symbols)
+        return get_backend().backtest_ensemble(ensemble, chosen, days_back)
+
     def evaluate(self, model: BaseModel, candles: Mapping[str, pd.DataFrame]) -> dict:
         """Metrics on every labelled row of `candles` the model did not train on (for drift checks)."""
         ds = build_dataset(model, candles)
@@ -239,4 +328,4 @@ class ValidationPipeline:
                 "no rows left to evaluate: the window overlaps the model's training data "
                 f"(trained up to {model.training_.get('train_end')}); backtest on newer candles"
             )
-        return evaluate_dataset(model, ds.subset(mask), window, self.fee_bps, self.slippage_bps)
+        return seed_metrics(evaluate_dataset(model, ds.subset(mask), window, self.fee_bps, self.slippage_bps))

@@ -11,6 +11,7 @@ import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from app.core.errors import BadInput, Conflict, NotFound, Unavailable
 from app.core.logging import get_logger
 from app.ml.ensembles import EnsemblePredictor, beats_members
 from app.store.cache import ModelCache
-from app.tables.ensembles import EnsembleRecord
+from app.tables.ensembles import ENSEMBLE_STATUSES, EnsembleRecord
 
 log = get_logger(__name__)
 FILE_PATTERN = re.compile(r"^ensemble_(\d{3,})\.json$")
@@ -65,18 +66,34 @@ def _predictor(record: EnsembleRecord, entries: list[Any]) -> EnsemblePredictor:
     )
 
 
-def create(body: Any, cache: ModelCache | None = None) -> EnsembleRecord:
-    """Check the members, write the config file atomically, then the row."""
+def create(body: Any, cache: ModelCache | None = None, *, replace: bool = False) -> EnsembleRecord:
+    """Check the members, write the config file atomically, then the row.
+
+    `body` has `models` (or `members`), `weights`, `method`, `name`, `description`. With `replace` (the
+    seed's `save_config`), an ensemble of that name gets the new members, weights and method, and is a
+    candidate again until its next backtest.
+    """
     from app.store.cache import get_cache
 
     cache = cache or get_cache()
-    entries = _members(cache, list(body.members))
-    predictor = EnsemblePredictor([e.model for e in entries], body.weights, body.method, names=body.members)
+    names = list(getattr(body, "models", None) or body.members)
+    entries = _members(cache, names)
+    predictor = EnsemblePredictor([e.model for e in entries], body.weights, body.method, names=names)
     name = body.name or _next_name()
     with session_scope() as session:
-        if session.exec(select(EnsembleRecord).where(EnsembleRecord.name == name)).first() is not None:
+        existing = session.exec(select(EnsembleRecord).where(EnsembleRecord.name == name)).first()
+        if existing is not None and not replace:
             raise Conflict(f"an ensemble named {name} exists; leave `name` out to get the next number")
     predictor.save_config(name, ensembles_dir())
+    if existing is not None:
+        with session_scope() as session:
+            row = session.get(EnsembleRecord, existing.id)
+            assert row is not None
+            row.kind, row.method, row.models = predictor.kind, predictor.method, predictor.names
+            row.weights, row.meta, row.results = predictor.weights.tolist(), None, None
+            row.status, row.backtested_ts = "candidate", None
+            session.add(row)
+        return get_ensemble(name)
     record = EnsembleRecord(
         name=name,
         kind=predictor.kind,
@@ -319,3 +336,36 @@ def backtest(id_or_name: str, symbols: list[str] | None = None, days_back: float
 
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+
+
+def save_config(name: str, config: dict[str, Any]) -> EnsembleRecord:
+    """The seed's `EnsemblePredictor(...).save_config(name)`: create or replace the named ensemble."""
+    if not FILE_PATTERN.match(f"{name}.json"):
+        raise BadInput(f"invalid ensemble name {name!r}: use ensemble_NNN (e.g. ensemble_001)")
+    body = SimpleNamespace(models=list(config["models"]), weights=list(config["weights"]),
+                           method=config["method"], name=name, description=config.get("description", ""))
+    return create(body, replace=True)
+
+
+def set_status(id_or_name: str, status: str) -> EnsembleRecord:
+    """Mark an ensemble active (the seed's `db.set_ensemble_active`) or rejected by hand."""
+    if status not in ENSEMBLE_STATUSES:
+        raise BadInput(f"unknown ensemble status {status!r}; one of {', '.join(ENSEMBLE_STATUSES)}")
+    record = get_ensemble(id_or_name, register=True)
+    with session_scope() as session:
+        row = session.get(EnsembleRecord, record.id)
+        assert row is not None
+        row.status = status
+        session.add(row)
+    log.info("ensemble status changed", ensemble=record.name, status=status)
+    return get_ensemble(record.id)
+
+
+def backtest_results(
+    id_or_name: str, symbols: list[str] | None = None, days_back: float = 7.0
+) -> dict[str, Any]:
+    """`backtest`, as the seed reads it: the ensemble's own scores on top (accuracy and f1, or rmse and
+    mae), each member's under `members`, and the rest of the results beside them."""
+    record = backtest(id_or_name, symbols=symbols, days_back=days_back)
+    results = dict(record.results or {})
+    return {**results["ensemble"], **results, "ensemble_name": record.name, "status": record.status}

@@ -90,5 +90,17 @@ class StoredBackend:
 
         return load_model(name)
 
+    @staticmethod
+    def save_ensemble(name: str, config: dict[str, Any]) -> str:
+        from app.services.ensembles import save_config
+
+        return save_config(name, config).name
+
+    @staticmethod
+    def backtest_ensemble(name: str, symbols: list[str] | None, days_back: float) -> dict:
+        from app.services.ensembles import backtest_results
+
+        return backtest_results(name, symbols=symbols, days_back=days_back)
+
 
 set_backend(StoredBackend())

@@ -77,6 +77,7 @@ def headline_performance(performance: dict[str, Any], is_classifier: bool, windo
     block["baseline"] = baseline_of(performance, is_classifier)
     block["skill"] = performance.get("skill")
     block["window"] = _pick(performance, "window", "backtest_window") or window
+    block["backtest_window"] = block["window"]  # the seed's name for it
     for key in EVIDENCE + PROPER[is_classifier]:
         if key in performance:
             block[key] = performance[key]
@@ -95,6 +96,9 @@ def metadata_for(record: ModelRecord, *, dependencies: list[str], is_classifier:
         "status": record.status,
         "features": list(record.features),
         "feature_count": len(record.features),
+        # DESIGN 3: the list as given and what was fed instead of each price- or volume-unit feature
+        "features_given": list(training.get("features_given") or record.features),
+        "feature_substitutions": list(training.get("feature_substitutions") or []),
         "hyperparams": dict(record.hyperparams),
         "training": {
             "symbols": list(training.get("symbols") or []),
@@ -118,6 +122,15 @@ def _interval(interval: Any) -> str:
     return "n/a" if not interval or None in interval else f"[{interval[0]:.4f}, {interval[1]:.4f}]"
 
 
+def _substitution_lines(training: dict[str, Any]) -> list[str]:
+    subs = training.get("feature_substitutions") or []
+    if not subs:
+        return []
+    pairs = ", ".join(f"{s['given']} as {s['fed']}" for s in subs)
+    return [f"- **Fed in scale-free form** (asked for {', '.join(training.get('features_given') or [])}): "
+            f"{pairs}."]
+
+
 def readme_for(record: ModelRecord, model: BaseModel) -> str:
     """README.md of a model directory: what it predicts, from what, and how well, in words."""
     training, horizon = record.training, getattr(model, "horizon", "?")
@@ -136,6 +149,7 @@ def readme_for(record: ModelRecord, model: BaseModel) -> str:
         f"{record.created_ts:%Y-%m-%d %H:%M} UTC).",
         f"- **Predicts**: {target}; horizon {horizon} bars of {timeframe}.",
         f"- **Features** ({len(record.features)}): {', '.join(record.features)}.",
+        *_substitution_lines(training),
         f"- **Data**: {training.get('data_points', 'n/a')} rows from "
         f"{', '.join(training.get('symbols') or [])} "
         f"({record.data_source}), window {training.get('window', 'n/a')}, "

@@ -69,7 +69,7 @@ def test_lock_expires_on_its_own_without_heartbeat() -> None:
 def test_a_failing_build_marks_its_model_failed_and_the_cycle_partial() -> None:
     seed_candles(days=1)
     broken = definition("xgboost", "broken_model")
-    broken["features"] = ["returns", "close"]  # not scale-free: the build raises BadInput
+    broken["features"] = ["returns", "rsi_5000"]  # a warm-up longer than the stored day: BadInput
     good = definition("gradient_boosting", "good_model")
     cycle = start_cycle("operator", {"definitions": [broken, good], "window_days": 1})
     run_workers()
@@ -77,12 +77,12 @@ def test_a_failing_build_marks_its_model_failed_and_the_cycle_partial() -> None:
     done = get_cycle(cycle.id)
     assert done.status == "partial"
     assert done.progress["broken_model"]["state"] == "failed"
-    assert "scale-free" in done.progress["broken_model"]["error"]
+    assert "no labelled rows" in done.progress["broken_model"]["error"]
     assert done.progress["good_model"]["state"] == "succeeded"
     with session_scope() as session:
         rows = {r.family: r for r in session.exec(select(ModelRecord)).all()}
         failed_events = session.exec(select(ModelEvent).where(ModelEvent.event == "failed")).all()
-    assert rows["broken_model"].status == "failed" and "scale-free" in rows["broken_model"].error
+    assert rows["broken_model"].status == "failed" and "no labelled rows" in rows["broken_model"].error
     assert rows["good_model"].status == "active"
     assert [e.model_name for e in failed_events] == [rows["broken_model"].name]
 

@@ -115,10 +115,11 @@ def test_a_model_asked_with_other_features_is_refused(kind, rw_models, random_wa
         model.predict(symbol="BTC-USDT", current_features=X.assign(adx_30=1.0))
 
 
-def test_non_scale_free_features_are_refused_with_alternatives(random_walk) -> None:
-    with pytest.raises(BadInput) as err:
-        MODEL_KINDS["direction"](features=["returns", "close", "atr_14"]).train_on(random_walk)
-    assert "['close', 'atr_14']" in err.value.message and "natr_14" in err.value.message
+def test_non_scale_free_features_are_fed_in_their_scale_free_form(random_walk) -> None:
+    model = MODEL_KINDS["direction"](features=["returns", "close", "atr_14"], n_estimators=5)
+    model.train_on(random_walk)  # DESIGN 3: never refused (tests/seed/test_scale_free.py has the rest)
+    assert model.feature_names_ == ["returns", "close_zscore_20", "natr_14"]
+    assert model.training_["features_given"] == ["returns", "close", "atr_14"]
 
 
 def test_direction_horizon_outside_one_to_five_is_refused_when_fitted_or_built() -> None:

@@ -94,8 +94,9 @@ def test_seed_pipeline_form_takes_feature_frames_and_trains_on_the_candles_behin
     assert from_frames.training_["data_points"] == from_candles.training_["data_points"]
     assert from_frames.performance_["accuracy"] == from_candles.performance_["accuracy"]
     seed_list = {s: f.assign(close=1.0) for s, f in frames.items()}  # the seed's list has raw `close`
-    with pytest.raises(BadInput, match="close -> returns"):
-        TrainingPipeline().train_model(definition, seed_list)
+    fed = TrainingPipeline().train_model(definition, seed_list)  # fed as close_zscore_20 (DESIGN 3)
+    assert fed.feature_names_ == [*features, "close_zscore_20"]
+    assert fed.training_["feature_substitutions"] == [{"given": "close", "fed": "close_zscore_20"}]
 
 
 def test_price_from_features_alone_takes_the_close_from_the_store() -> None:

@@ -24,6 +24,7 @@ from app.tables.models import ModelRecord
 SEED_FIELDS = {
     "name", "type", "kind", "description", "created_ts", "version", "status", "features", "feature_count",
     "hyperparams", "training", "performance", "live_performance", "dependencies",
+    "features_given", "feature_substitutions",  # DESIGN 3: the list as given, and what was fed instead
 }
 
 

@@ -50,8 +50,9 @@ def start_cycle(trigger: str = "operator", options: dict[str, Any] | None = None
     definitions = load_definitions(options)
     check_buildable(definitions)  # a broken config fails here, in front of the operator
     # Frozen into the cycle: an operator editing config/models.yaml mid-cycle changes the next cycle only.
-    options["definitions"] = definitions
+    # The window first: with the definitions inlined, the file's `defaults.window_days` is no longer read.
     options["window_days"] = window_days(options)
+    options["definitions"] = definitions
     recover_interrupted()
     cycle_id = uuid.uuid4().hex
     running = cycle_lock.acquire(cycle_id)
