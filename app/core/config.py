@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = Field(default=None, description="default: boto3's usual AWS_* chain")
     s3_secret_access_key: str | None = None
     s3_timeout_seconds: float = Field(default=2.0, gt=0, description="S3 connect and read timeout")
+    s3_max_attempts: int = Field(default=2, ge=1, le=10, description="tries per S3 call (first one included)")
     blob_cache_dir: Path | None = Field(
         default=None, description="verified copies of S3 artifacts; default: <MODEL_STORE_DIR>/blob-cache"
     )

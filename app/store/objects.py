@@ -2,9 +2,10 @@
 
 `ObjectStore` is the small surface the stores need: put (optionally only if the key is absent, the one
 atomic claim S3 offers), get, download, list with modification times, delete. `S3Objects` goes through
-boto3 (no S3 protocol code here); every call has a connect and read timeout and at most two attempts, and
-an unreachable or failing service is an `Unavailable` (a fast 503) naming the URL, never a hang or a 500.
-`LocalObjects` keeps the same keys as files under a root, written atomically (temp file + rename).
+boto3 (no S3 protocol code here); every call has a connect and read timeout and at most
+`S3_MAX_ATTEMPTS` (2) attempts, and an unreachable or failing service is an `Unavailable` (a fast 503)
+naming the URL, never a hang or a 500. `LocalObjects` keeps the same keys as files under a root, written
+atomically (temp file + rename).
 """
 
 from __future__ import annotations
@@ -209,12 +210,12 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 
 
 @lru_cache(maxsize=8)
-def _s3_client(endpoint: str | None, region: str | None, timeout: float, key_id: str | None,
+def _s3_client(endpoint: str | None, region: str | None, timeout: float, attempts: int, key_id: str | None,
                secret: str | None) -> Any:
     import boto3
     from botocore.config import Config
 
-    config = Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 2,
+    config = Config(connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": attempts,
                     "mode": "standard"}, s3={"addressing_style": "path"},
                     request_checksum_calculation="when_required",
                     response_checksum_validation="when_required")
@@ -234,5 +235,6 @@ def object_store() -> ObjectStore:
     bucket, prefix = parse_s3_url(settings.model_store_url)
     client = _s3_client(settings.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL"),
                         settings.s3_region or os.environ.get("AWS_DEFAULT_REGION"),
-                        settings.s3_timeout_seconds, settings.s3_access_key_id, settings.s3_secret_access_key)
+                        settings.s3_timeout_seconds, settings.s3_max_attempts, settings.s3_access_key_id,
+                        settings.s3_secret_access_key)
     return S3Objects(bucket, prefix, client)

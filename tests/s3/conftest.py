@@ -77,7 +77,8 @@ def s3_endpoint() -> Iterator[str]:
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:
-                pytest.fail(f"weed exited with {process.returncode}: {(data / 'weed.log').read_text()[-2000:]}")
+                tail = (data / "weed.log").read_text()[-2000:]
+                pytest.fail(f"weed exited with {process.returncode}: {tail}")
             try:
                 client = _client(endpoint)
                 client.create_bucket(Bucket=BUCKET)
@@ -91,7 +92,7 @@ def s3_endpoint() -> Iterator[str]:
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=2)  # weed takes up to 10 s to stop; its data is thrown away anyway
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
