@@ -148,6 +148,21 @@ class S3Objects:
         except BotoCoreError as exc:  # connect/read timeouts, refused connections, missing credentials
             raise _unavailable(self.url, exc) from exc
 
+    def ensure_bucket(self) -> bool:
+        """Create the bucket when it does not exist (`mlpipe migrate`); True when it was created."""
+        from botocore.exceptions import ClientError
+
+        try:
+            with self._calls():
+                self.client.head_bucket(Bucket=self.bucket)
+            return False
+        except ClientError as exc:
+            if int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0) != 404:
+                raise
+        with self._calls():
+            self.client.create_bucket(Bucket=self.bucket)
+        return True
+
     def put(self, key: str, data: bytes | Path, *, if_absent: bool = False) -> bool:
         from botocore.exceptions import ClientError
 

@@ -7,6 +7,7 @@ and its own blob cache, so tests never see each other's objects.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -61,43 +62,61 @@ def _client(endpoint: str):
                                                                retries={"max_attempts": 1}))
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
+def _start() -> tuple[subprocess.Popen, Path, str]:
+    """One weed server with its admin identity from the AWS_* variables (wrong keys are refused)."""
     master, volume, filer, s3 = _ports(4)
     data = Path(tempfile.mkdtemp(prefix="mlpipe-weed-"))
-    log = (data / "weed.log").open("wb")
-    process = subprocess.Popen(
-        [_weed(), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-         f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
-         "-s3", f"-s3.port={s3}", "-volume.max=0", "-master.volumeSizeLimitMB=64"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=data, start_new_session=True,
-    )
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET}
+    with (data / "weed.log").open("wb") as log:
+        process = subprocess.Popen(
+            [_weed(), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+             f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
+             "-s3", f"-s3.port={s3}", "-volume.max=0", "-master.volumeSizeLimitMB=64"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=data, start_new_session=True, env=env,
+        )
     endpoint = f"http://127.0.0.1:{s3}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                tail = (data / "weed.log").read_text()[-2000:]
-                pytest.fail(f"weed exited with {process.returncode}: {tail}")
-            try:
-                client = _client(endpoint)
-                client.create_bucket(Bucket=BUCKET)
-                client.put_object(Bucket=BUCKET, Key="probe", Body=b"ok")  # volumes are up, not just the API
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"weed's S3 gateway did not answer on {endpoint} within 30 s")
-                time.sleep(0.2)
-        yield endpoint
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            client = _client(endpoint)
+            client.create_bucket(Bucket=BUCKET)
+            client.put_object(Bucket=BUCKET, Key="probe", Body=b"ok")  # volumes are up, not just the API
+            return process, data, endpoint
+        except Exception:
+            time.sleep(0.2)
+    tail = (data / "weed.log").read_text()[-1500:]
+    _stop(process, data)
+    raise RuntimeError(f"weed did not serve S3 on {endpoint} (exit code {process.returncode}): {tail}")
+
+
+def _stop(process: subprocess.Popen, data: Path) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=2)  # weed takes up to 10 s to stop; its data is thrown away anyway
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-        log.close()
-        shutil.rmtree(data, ignore_errors=True)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    errors = []
+    for _ in range(3):  # a port taken between the check and weed's bind: try other ports
+        try:
+            process, data, endpoint = _start()
+            break
+        except RuntimeError as exc:
+            errors.append(str(exc))
+    else:
+        pytest.fail("SeaweedFS did not start: " + " | ".join(errors))
+    try:
+        yield endpoint
+    finally:
+        _stop(process, data)
 
 
 @pytest.fixture()

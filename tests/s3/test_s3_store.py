@@ -257,3 +257,50 @@ def test_ensembles_live_in_the_bucket(
     assert set(listed) == {created.name, "ensemble_009"} and listed["ensemble_009"].id is None
     assert ensembles.get_ensemble("ensemble_009", register=True).id is not None
     assert not (Path(s3_store["local"]) / "ensembles").exists()
+
+
+def test_reports_and_plots_have_their_prefix_in_the_bucket(s3_store: dict[str, str], s3_client: Any) -> None:
+    from app.core.errors import BadInput
+    from app.store.reports import get_report, list_reports, put_report
+
+    put_report("replays", "rp_0001.json", b'{"id": "rp_0001"}')
+    put_report("plots", "skill.svg", b"<svg/>")
+    assert set(_keys(s3_client, s3_store)) == {"reports/replays/rp_0001.json", "reports/plots/skill.svg"}
+    assert get_report("replays", "rp_0001.json") == b'{"id": "rp_0001"}'
+    assert get_report("plots", "x.png") is None
+    assert list_reports("replays") == ["rp_0001.json"]
+    with pytest.raises(BadInput):
+        put_report("replays", "../escape.json", b"")
+
+
+def test_migrate_creates_a_missing_bucket_once(s3_store: dict[str, str], s3_client: Any,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import uuid
+
+    from app.core.config import reset_settings
+    from app.services.bootstrap import prepare_store
+
+    bucket = f"fresh-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("MODEL_STORE_URL", f"s3://{bucket}/artifacts")
+    reset_settings()
+    assert prepare_store() == f"s3://{bucket}/artifacts"
+    assert prepare_store() == f"s3://{bucket}/artifacts"  # idempotent
+    s3_client.head_bucket(Bucket=bucket)  # raises when it was not created
+    try:
+        record_dir, _ = model_store().write(lambda d: (d / "model.json").write_text("{}"))
+        assert record_dir == "model_001"
+    finally:
+        for key in [o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket).get("Contents", [])]:
+            s3_client.delete_object(Bucket=bucket, Key=key)
+        s3_client.delete_bucket(Bucket=bucket)
+
+
+def test_wrong_credentials_are_a_clear_503(s3_store: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.core.config import reset_settings
+    from app.core.errors import Unavailable
+
+    monkeypatch.setenv("S3_SECRET_ACCESS_KEY", "not-the-secret")
+    reset_settings()
+    with pytest.raises(Unavailable, match="object store s3://") as caught:
+        model_store().write(lambda d: (d / "model.json").write_text("{}"))
+    assert caught.value.status_code == 503
