@@ -20,8 +20,12 @@ class FastRecoveryWorker(MlpipeWorker):
 
 
 if __name__ == "__main__":
+    from app.cli.stack import _logging_settings, _preload_job_modules
+
+    _logging_settings()
+    _preload_job_modules()  # as `mlpipe worker` does: one OpenMP thread, the ML stack imported before forks
     worker = FastRecoveryWorker(
         [get_queue(k) for k in KINDS], connection=rq_connection(), job_monitoring_interval=1,
         maintenance_interval=2, name=f"{sys.argv[1]}-{os.getpid()}",
     )
-    worker.work(logging_level="WARNING")
+    worker.work(with_scheduler=True, logging_level="WARNING")
