@@ -195,12 +195,18 @@ class Hosts:
         for proc in self.procs.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
+        for name in self.ns.values():  # and whatever they forked into their own groups (RQ's work horses)
+            pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True).stdout
+            for pid in pids.split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
         for proc in self.procs.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=10)
         for name in self.ns.values():
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
-        subprocess.run(["ip", "link", "del", f"m{self.tag}5r"], capture_output=True)
+        for dev in (f"m{self.tag}4p", f"m{self.tag}5r"):  # the root namespace's ends
+            subprocess.run(["ip", "link", "del", dev], capture_output=True)
 
 
 @pytest.fixture(scope="module")
