@@ -275,6 +275,21 @@ def _builders(cycle_id: str) -> dict[str, str]:
     return found
 
 
+def _wait_registered(role: str, hosts: Hosts, timeout: float = 90) -> None:
+    """Until the worker of `role` has registered with RQ (it then waits on the queues)."""
+    from redis import Redis
+    from rq import Worker
+
+    redis = Redis.from_url(f"redis://{NET}.4.1:6379/0")
+    deadline = time.monotonic() + timeout
+    while not any(w.name.startswith(f"{role}-") for w in Worker.all(connection=redis)):
+        if time.monotonic() > deadline:
+            log = hosts.log(f"worker-{role}")
+            pytest.fail(f"the {role} worker did not register within {timeout} s: {log}")
+        time.sleep(0.3)
+    time.sleep(1)  # registered, then its first blocking pop
+
+
 def _served(http: httpx.Client, kind: str, want: str) -> str:
     deadline = time.monotonic() + 15
     while True:
@@ -304,7 +319,7 @@ def test_cycles_across_hosts_share_only_postgres_redis_and_s3(hosts: Hosts) -> N
         assert one["status"] == "succeeded", json.dumps(one["errors"]) + hosts.log("worker-w1")
 
         hosts.start_worker("w2")
-        time.sleep(3)  # its first poll of the queues
+        _wait_registered("w2", hosts)  # on a loaded machine its imports take a while
         two, figures["cycle_2_worker_hosts_s"] = _cycle(http, hosts)
         assert two["status"] == "succeeded", json.dumps(two["errors"]) + hosts.log("worker-w2")
         builders = _builders(two["id"])
