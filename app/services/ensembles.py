@@ -1,7 +1,8 @@
 """Ensemble use cases: create (HTTP or a dropped config file), predict, backtest against the members.
 
 Configs live in `<store>/ensembles/ensemble_NNN.json` and backtest results beside them in
-`ensemble_NNN_results.json`; the `ensembles` table mirrors both so they can be listed and queried.
+`ensemble_NNN_results.json` (the store is `MODEL_STORE_DIR`, or the S3 prefix of `MODEL_STORE_URL`; each
+file is one atomic put); the `ensembles` table mirrors both so they can be listed and queried.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import json
 import re
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,6 +24,7 @@ from app.core.errors import BadInput, Conflict, NotFound, Unavailable
 from app.core.logging import get_logger
 from app.ml.ensembles import EnsemblePredictor, beats_members
 from app.store.cache import ModelCache
+from app.store.objects import object_store
 from app.tables.ensembles import ENSEMBLE_STATUSES, EnsembleRecord
 
 log = get_logger(__name__)
@@ -31,17 +32,25 @@ FILE_PATTERN = re.compile(r"^ensemble_(\d{3,})\.json$")
 _MIN_ROWS = 40
 
 
-def ensembles_dir() -> Path:
-    return get_settings().model_store_dir / "ensembles"
+PREFIX = "ensembles"
+
+
+def _config_names() -> list[str]:
+    """Names of the `ensemble_NNN.json` config files in the store (results files are not configs)."""
+    found = [info.key.split("/", 1)[1] for info in object_store().list(PREFIX)]
+    return [f[:-5] for f in found if FILE_PATTERN.match(f)]
+
+
+def _put_json(filename: str, content: dict[str, Any]) -> None:
+    object_store().put(f"{PREFIX}/{filename}", json.dumps(content, indent=2).encode())
 
 
 def _next_name() -> str:
     with session_scope() as session:
         names = session.exec(select(EnsembleRecord.name)).all()
-    files = [p.name for p in ensembles_dir().glob("ensemble_*.json")] if ensembles_dir().exists() else []
     numbers = [
         int(m.group(1))
-        for n in [*names, *(f[:-5] for f in files)]
+        for n in [*names, *_config_names()]
         if (m := re.match(r"^ensemble_(\d{3,})$", n))
     ]
     return f"ensemble_{max(numbers, default=0) + 1:03d}"
@@ -84,7 +93,7 @@ def create(body: Any, cache: ModelCache | None = None, *, replace: bool = False)
         existing = session.exec(select(EnsembleRecord).where(EnsembleRecord.name == name)).first()
         if existing is not None and not replace:
             raise Conflict(f"an ensemble named {name} exists; leave `name` out to get the next number")
-    predictor.save_config(name, ensembles_dir())
+    _put_json(f"{name}.json", predictor.to_config(name))
     if existing is not None:
         with session_scope() as session:
             row = session.get(EnsembleRecord, existing.id)
@@ -107,12 +116,15 @@ def create(body: Any, cache: ModelCache | None = None, *, replace: bool = False)
     return record
 
 
-def _from_file(path: Path) -> EnsembleRecord | None:
-    """An ensemble config file as an (unsaved) record; None, logged, when it is not a valid config."""
+def _from_file(name: str) -> EnsembleRecord | None:
+    """An ensemble config file as an (unsaved) record; None, logged, when it is missing or not valid."""
     try:
-        config = json.loads(path.read_text())
+        raw = object_store().get(f"{PREFIX}/{name}.json")
+        if raw is None:
+            return None
+        config = json.loads(raw)
         return EnsembleRecord(
-            name=path.stem,
+            name=name,
             kind=config["kind"],
             method=config["method"],
             models=list(config["models"]),
@@ -124,19 +136,16 @@ def _from_file(path: Path) -> EnsembleRecord | None:
             description=config.get("description", ""),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.warning("ensemble_file_skipped", file=str(path), error=str(exc))
+        log.warning("ensemble_file_skipped", file=f"{PREFIX}/{name}.json", error=str(exc))
         return None
 
 
 def _unregistered(known: set[str]) -> list[EnsembleRecord]:
     """Config files dropped in the ensembles folder that have no row yet (read only; nothing is saved)."""
-    directory = ensembles_dir()
-    if not directory.exists():
-        return []
     found = []
-    for path in sorted(directory.glob("ensemble_*.json"), reverse=True):
-        if FILE_PATTERN.match(path.name) and path.stem not in known:
-            record = _from_file(path)
+    for name in sorted(_config_names(), reverse=True):
+        if name not in known:
+            record = _from_file(name)
             if record is not None:
                 found.append(record)
     return found
@@ -174,11 +183,9 @@ def get_ensemble(id_or_name: str | int, *, register: bool = False) -> EnsembleRe
         )
         record = session.exec(stmt).first()
     if record is None and FILE_PATTERN.match(f"{key}.json"):
-        path = ensembles_dir() / f"{key}.json"
-        if path.exists():
-            if register and sync_files():
-                return get_ensemble(key)
-            record = _from_file(path)
+        record = _from_file(key)
+        if record is not None and register and sync_files():
+            return get_ensemble(key)
     if record is None:
         raise NotFound(f"no ensemble {key!r}; GET /ensembles lists them")
     return record
@@ -317,13 +324,8 @@ def backtest(id_or_name: str, symbols: list[str] | None = None, days_back: float
         "eval_end": _iso(int(times[-1])),
         "metric": "f1" if predictor.is_classifier else "rmse",
     }
-    directory = ensembles_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{record.name}_results.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(path)
-    predictor.save_config(record.name, directory)
+    _put_json(f"{record.name}_results.json", results)
+    _put_json(f"{record.name}.json", predictor.to_config(record.name))
     with session_scope() as session:
         row = session.get(EnsembleRecord, record.id)
         assert row is not None

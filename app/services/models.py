@@ -32,6 +32,9 @@ from app.core.errors import BadInput, Conflict, MLPipeError, NotFound
 from app.core.logging import get_logger
 from app.services.model_docs import jsonable, metadata_for, readme_for
 from app.store.artifacts import ModelStore
+from app.store.blob_cache import blob_cache
+from app.store.object_models import ObjectModelStore
+from app.store.objects import object_store
 from app.tables.models import MODEL_EVENTS, MODEL_STATUSES, ModelEvent, ModelRecord, utcnow
 
 if TYPE_CHECKING:
@@ -58,8 +61,12 @@ _DEPENDENCIES = {".json": (("xgboost", "xgboost"),), ".ubj": (("xgboost", "xgboo
 _SAVE_ATTEMPTS = 5
 
 
-def model_store() -> ModelStore:
-    return ModelStore(get_settings().model_store_dir)
+def model_store() -> ModelStore | ObjectModelStore:
+    """The local `model_NNN/` directories, or objects plus manifests in S3 when `MODEL_STORE_URL` is set."""
+    settings = get_settings()
+    if not settings.model_store_url:
+        return ModelStore(settings.model_store_dir)
+    return ObjectModelStore(object_store(), blob_cache())
 
 
 def family_of(model: BaseModel) -> str:
@@ -456,14 +463,14 @@ def sweep_store(older_than_s: float = 3600.0) -> dict[str, list[str]]:
     """Mend what crashed or failed writers left: temp files and dirs, model dirs that never got their row,
     and metadata.json files that lag their row (a rewrite that failed after its commit)."""
     store = model_store()
-    stale_tmp = store.cleanup_stale_tmp(older_than_s)
     with session_scope() as session:
         rows = session.exec(select(ModelRecord.name, ModelRecord.store_dir)).all()
     known = {store_dir for _, store_dir in rows}
     cutoff = time.time() - older_than_s
-    orphans = [d for d in store.list_dirs() if d not in known and store.path(d).stat().st_mtime < cutoff]
+    orphans = [d for d in store.list_dirs() if d not in known and store.modified(d) < cutoff]
     for dir_name in orphans:
         store.remove(dir_name)
+    stale_tmp = store.cleanup_stale_tmp(older_than_s)  # after the orphans, so their objects go too
     present = set(store.list_dirs())
     rewritten = []
     for name, store_dir in rows:

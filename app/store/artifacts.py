@@ -230,6 +230,9 @@ class ModelStore:
                 raise store_unavailable(self.root, exc) from exc
             raise
 
+    def modified(self, dir_name: str) -> float:
+        return self.path(dir_name).stat().st_mtime
+
     def remove(self, dir_name: str) -> None:
         shutil.rmtree(self.path(dir_name), ignore_errors=True)
 

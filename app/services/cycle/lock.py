@@ -106,7 +106,14 @@ def refresh(cycle_id: str, ttl: int | None = None, conn: Redis | None = None) ->
 
 
 def release(cycle_id: str, conn: Redis | None = None) -> bool:
-    return bool(_conn(conn).eval(_RELEASE, 1, lock_key(), cycle_id))
+    """Let the lock go. Inside a job's lease, no later heartbeat of that job takes it back (the job that
+    finished a cycle still runs its last bookkeeping while its heartbeat thread is alive)."""
+    lease = current_lease(cycle_id)
+    if lease is None:
+        return bool(_conn(conn).eval(_RELEASE, 1, lock_key(), cycle_id))
+    with lease.claiming:
+        lease.ended = True
+        return bool(_conn(conn).eval(_RELEASE, 1, lock_key(), cycle_id))
 
 
 # ---- the fencing token -----------------------------------------------------------------------------------
@@ -147,6 +154,7 @@ class Lease:
     lost: threading.Event = field(default_factory=threading.Event)
     reason: str = ""
     ended: bool = False  # this job finished or failed the cycle: its last bookkeeping may still be written
+    claiming: threading.Lock = field(default_factory=threading.Lock)  # a beat's claim vs the release
 
     def lose(self, reason: str) -> None:
         if not self.lost.is_set():
@@ -196,7 +204,10 @@ def _claim(lease: Lease, redis: Redis) -> None:
         if newest != lease.fence:
             lease.lose(f"a newer cycle (token {newest}) started")
             return
-    outcome = int(redis.eval(_CLAIM, 1, lock_key(), lease.cycle_id, lock_ttl()))
+    with lease.claiming:
+        if lease.ended:  # released by this job: a beat after the release must not take the lock back
+            return
+        outcome = int(redis.eval(_CLAIM, 1, lock_key(), lease.cycle_id, lock_ttl()))
     if outcome == 0 and lease.fence is None:
         lease.lose(f"cycle {holder(redis)} holds the lock now")
     elif outcome == 0:
@@ -228,7 +239,7 @@ def hold(cycle_id: str, fence: int | None, every: float | None = None) -> Iterat
     stop = threading.Event()
 
     def beat() -> None:
-        while not stop.wait(every) and not lease.lost.is_set():
+        while not stop.wait(every) and not lease.lost.is_set() and not lease.ended:
             try:
                 _claim(lease, redis)
                 if not lease.lost.is_set():

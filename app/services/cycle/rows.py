@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 from app.core.db import session_scope
 from app.core.errors import NotFound
 from app.services.cycle import lock as cycle_lock
+from app.services.model_docs import jsonable
 from app.tables.cycles import Cycle
 
 LIVE_STATUSES = ("queued", "running")
@@ -48,6 +49,10 @@ def update_in(session: Session, cycle_id: str, change: Callable[[Cycle], None]) 
         setattr(cycle, column, dict(getattr(cycle, column) or {}))
     cycle.errors = list(cycle.errors or [])
     change(cycle)
+    # Postgres JSON refuses NaN and Infinity (a champion test of two identical models has df = inf)
+    for column in ("progress", "results", "timings", "options"):
+        setattr(cycle, column, jsonable(getattr(cycle, column)))
+    cycle.errors = jsonable(cycle.errors)
     session.add(cycle)
     return cycle
 
