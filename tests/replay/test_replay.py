@@ -19,6 +19,7 @@ from app.data.simulator import SimulatorParams
 from app.services.dashboard.replays import list_replays
 from app.services.models import list_models
 from app.services.replay import load_report, run_replay
+from app.store.reports import get_report
 from app.tables.candles import Candle
 from tests.cycle.helpers import DAY_BARS, START_MS, definition, seed_candles
 
@@ -85,6 +86,9 @@ def test_a_replay_runs_the_real_cycle_per_step_serves_and_scores_and_a_poisoned_
         assert (directory / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "cumulative_skill.png" in report["plots"]
     assert load_report("clean")["state"] == "finished"
+    published = json.loads(get_report("replays", "clean.json"))  # in the artifact store too (S3 or local)
+    assert published["kinds"] == json.loads(json.dumps(report["kinds"], default=str))
+    assert get_report("replays", "clean-cumulative_skill.png")[:4] == b"\x89PNG"
     shown = {r["id"]: r for r in list_replays()}["clean"]  # what the dashboard's Replays page draws
     assert shown["status"] == "finished" and shown["cycles"] == 2
     curve = shown["kinds"]["direction"]

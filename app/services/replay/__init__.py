@@ -152,17 +152,36 @@ def run_replay(
     }
     report["plots"] = write_plots(workspace.root, kinds)
     workspace.write_json("report.json", report)
+    _publish(workspace, report)
     return report
+
+
+def _publish(workspace: Workspace, report: dict[str, Any]) -> None:
+    """The report and plots also go to the artifact store (`reports/replays/`; S3 with MODEL_STORE_URL), so
+    an API process on another host answers GET /replays/{id} from there."""
+    import json
+
+    from app.store.reports import put_report
+
+    replay_id = workspace.replay_id
+    put_report("replays", f"{replay_id}.json", json.dumps(report, default=str).encode())
+    for plot in report["plots"]:
+        put_report("replays", f"{replay_id}-{plot}", (workspace.root / plot).read_bytes())
 
 
 def load_report(replay_id: str) -> dict[str, Any]:
     """The finished report, or the state of one still running (steps done so far)."""
     import json
 
+    from app.store.reports import get_report
+
     workspace = Workspace.of(replay_id)
     path = workspace.root / "report.json"
     if path.is_file():
         return {"state": "finished", **json.loads(path.read_text())}
+    published = get_report("replays", f"{replay_id}.json")  # finished on another host
+    if published is not None:
+        return {"state": "finished", **json.loads(published)}
     state = workspace.read_state()
     if not state:
         queued = workspace.root / "queued.json"
