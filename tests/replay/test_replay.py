@@ -27,13 +27,14 @@ SYMBOLS = ["BTC-USDT", "ETH-USDT"]
 HOUR_MS = 3_600_000
 DIRECTION = {**definition("xgboost", "dir_ret"), "features": ["returns", "returns_5"]}
 VOLATILITY = definition("gradient_boosting", "vol_gb")
+RISK = definition("random_forest", "risk_rf")
 FIRST_STEP = START_MS + 30 * HOUR_MS
 
 
 def _spec(replay_id: str) -> dict:
     return {"replay_id": replay_id, "symbols": SYMBOLS, "from_ms": FIRST_STEP,
-            "to_ms": FIRST_STEP + 12 * HOUR_MS, "every_hours": 12, "definitions": [DIRECTION, VOLATILITY],
-            "window_days": 1, "workers": 2}
+            "to_ms": FIRST_STEP + 12 * HOUR_MS, "every_hours": 12,
+            "definitions": [DIRECTION, VOLATILITY, RISK], "window_days": 1, "workers": 2}
 
 
 @pytest.fixture
@@ -77,8 +78,9 @@ def test_a_replay_runs_the_real_cycle_per_step_serves_and_scores_and_a_poisoned_
     served = direction["served"]
     assert served["n"] > 0 and served["interval"] is not None and served["interval"][0] <= served["skill"]
     assert "buy_and_hold" in served["trading"]
-    assert set(report["kinds"]) == {"direction", "volatility"}
-    assert set(report["decisions"]) == {"direction", "volatility"}
+    assert set(report["kinds"]) == {"direction", "volatility", "risk"}
+    assert set(report["decisions"]) == {"direction", "volatility", "risk"}
+    assert -1 <= report["kinds"]["risk"]["policies"]["served"]["spearman"] <= 1
 
     directory = Path(report["directory"])
     assert json.loads((directory / "report.json").read_text())["replay_id"] == "clean"
@@ -103,7 +105,7 @@ def test_a_replay_runs_the_real_cycle_per_step_serves_and_scores_and_a_poisoned_
     # (the poisoned run goes through the command line, as a user would type it)
     models = store_dir / "models.yaml"
     models.write_text(yaml.safe_dump({"defaults": {"window_days": 1},
-                                      "models_to_train": [DIRECTION, VOLATILITY]}))
+                                      "models_to_train": [DIRECTION, VOLATILITY, RISK]}))
     typed = CliRunner().invoke(cli, [
         "replay", "--symbols", ",".join(SYMBOLS), "--from", _iso(FIRST_STEP),
         "--to", _iso(FIRST_STEP + 12 * HOUR_MS), "--every", "12h", "--models", str(models),

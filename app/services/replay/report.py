@@ -69,8 +69,8 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
                 "yes" if result.get("beats_baseline") else "no",
                 str(result.get("baseline") or "-"),
                 str(result.get("n", 0)),
-                "" if not trading
-                else f"{trading.get('total_return', 0):+.4f} vs {hold.get('total_return', 0):+.4f}",
+                f"{trading.get('total_return', 0):+.4f} vs {hold.get('total_return', 0):+.4f}" if trading
+                else f"spearman {result['spearman']:+.3f}" if result.get("spearman") is not None else "",
                 f"{counts.get('switches', 0)}/{counts.get('drift_flags', 0)}/{counts.get('retrains', 0)}"
                 if policy == "served" else "",
             ])
@@ -78,4 +78,4 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
 
 
 TABLE_COLUMNS = ("kind", "policy", "skill", "95% interval", "beats", "baseline", "rows",
-                 "return vs hold", "switches/drift/retrains")
+                 "return vs hold / rank corr.", "switches/drift/retrains")

@@ -9,8 +9,9 @@ candle known at T_i, and any row the model trained on is left out). Three polici
 - `newest`: each step's own fit with the best validation score (the point-estimate rule, no test).
 
 Pooled over the steps, each policy gets a skill over the serving model's strongest baseline with a
-block-bootstrap interval (app.ml.served, app.ml.evaluation), and direction gets the trading result after
-fees and slippage beside buy and hold (app.ml.trading).
+block-bootstrap interval (app.ml.served, app.ml.evaluation); direction gets the trading result after
+fees and slippage beside buy and hold (app.ml.trading), and risk the Spearman rank correlation between
+its score and the realized excursion.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
-from app.ml.evaluation import RowScores, row_scores, skill_estimate
+from app.ml.evaluation import RowScores, skill_estimate
 from app.ml.evaluation import score as score_model
 from app.ml.served import cumulative_skill, pool
 
@@ -59,10 +61,10 @@ def _period_rows(model: Any, name: str, as_of_ms: int, every_ms: int, symbols: l
     if not mask.any():
         return None
     rows = dataset.subset(mask)
-    positions = np.array([])
-    if model.kind == "direction":
-        positions = np.where(score_model(model, rows).pred == 1, 1.0, -1.0)
-    return row_scores(model, rows, name), positions, rows.meta
+    scored = score_model(model, rows)
+    outputs = np.where(scored.pred == 1, 1.0, -1.0) if model.kind == "direction" else scored.pred
+    meta = rows.meta.assign(_y=rows.y, _out=outputs)
+    return scored.rows(name, int(model.horizon), model.bar_ms), outputs, meta
 
 
 def score_replay(steps: list[dict[str, Any]], every_ms: int, symbols: list[str]) -> dict[str, Any]:
@@ -104,6 +106,10 @@ def score_replay(steps: list[dict[str, Any]], every_ms: int, symbols: list[str])
                                              timeframe)
                 entry["trading"] = {k: v for k, v in trading.items() if k != "equity"}
                 entry["equity"] = trading.get("equity")
+            if kind == "risk" and metas:  # does a higher score mean a larger realized excursion?
+                pooled = pd.concat(metas, ignore_index=True)
+                rho = spearmanr(pooled["_out"], pooled["_y"]).statistic
+                entry["spearman"] = None if not np.isfinite(rho) else round(float(rho), 4)
             kinds[kind]["policies"][policy] = entry
             ts, skill = cumulative_skill(rows)
             kinds[kind]["curves"][policy] = {"ts_ms": ts, "skill": skill}
