@@ -18,6 +18,7 @@ from app.api.routes import health
 from app.api.routes import metrics as metrics_routes
 from app.api.routes import models as model_routes
 from app.api.routes import predict as predict_routes
+from app.api.routes import tuning as tuning_routes
 from app.core.config import get_settings
 from app.core.logging import configure_logging
 
@@ -90,6 +91,7 @@ def create_app() -> FastAPI:
     app.include_router(feature_routes.router)
     app.include_router(ensemble_routes.router)
     app.include_router(cycle_routes.router)
+    app.include_router(tuning_routes.router)
     app.include_router(dashboard_routes.router)
     app.add_middleware(MetricsMiddleware)
     return app
