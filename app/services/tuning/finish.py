@@ -13,6 +13,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from app.core.logging import get_logger
 from app.features import required_warmup
+from app.ml.serialize import jsonable
 from app.ml.training import model_from_definition
 from app.ml.tuning import ALPHA, holdout_verdict
 from app.services import definition_versions
@@ -44,7 +45,7 @@ def finish_study(study_id: str) -> dict[str, Any]:
         log.warning("tuning study failed", study_id=study_id, error=message)
         set_status(study_id, "failed", error=message)
         return {"error": message}
-    set_status(study_id, "finished", result=result)
+    set_status(study_id, "finished", result=jsonable(result))
     log.info("tuning study finished", study_id=study_id, decision=result["decision"])
     return result
 
@@ -85,6 +86,6 @@ def _decide(study_id: str) -> dict[str, Any]:
     }
     if verdict.adopt:
         version = definition_versions.adopt(study.definition, best_def, study_id, verdict.reason,
-                                            {k: v for k, v in result.items() if k != "best"})
+                                            jsonable({k: v for k, v in result.items() if k != "best"}))
         result["version"] = version.version
     return result
