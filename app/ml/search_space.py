@@ -9,7 +9,7 @@ A space per model type (`xgboost`, `random_forest`, `torch`, `svm`, `gradient_bo
       learning_rate: {low: 0.01, high: 0.3, log: true}  # floats: a float range (optional `log`)
       hidden_layers: {choices: [[16], [32, 16]]}       # any values: one of them
     features: [returns, rsi_14, ...]  # the candidates; default: the kind's defaults + scale-free catalogue
-    min_features: 2              # a trial keeps at least this many of them
+    min_features: 2              # a trial keeps at least this many (topped up from the current ones)
 
 `sample(space, trial, current)` draws one definition through an Optuna-like `trial` (anything with
 `suggest_int`, `suggest_float`, `suggest_categorical`: this module imports no Optuna), and
@@ -221,9 +221,13 @@ def sample(space: SearchSpace, trial: Suggests, definition: Mapping[str, Any]) -
         else:
             config[r.name] = trial.suggest_float(r.name, float(r.low), float(r.high), log=r.log)  # type: ignore[arg-type]
     chosen = [f for f in space.features if trial.suggest_categorical(FEATURE_PREFIX + f, [True, False])]
-    if len(chosen) < space.min_features:
-        raise BadInput(f"the trial chose {len(chosen)} features, fewer than min_features "
-                       f"({space.min_features})")
+    if len(chosen) < space.min_features:  # topped up: the current features first, then in the space's order
+        current = [f for f in definition.get("features") or [] if f in space.features]
+        for name in [*current, *space.features]:
+            if len(chosen) >= space.min_features:
+                break
+            if name not in chosen:
+                chosen.append(name)
     return {**definition, "config": config, "features": chosen}
 
 

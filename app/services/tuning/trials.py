@@ -8,6 +8,8 @@ Optuna's heartbeat marks a trial whose worker was killed FAIL (the next trial jo
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from typing import Any
 
@@ -28,7 +30,7 @@ from app.tables.tuning import TuningStudy
 
 log = get_logger(__name__)
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+CAUGHT = (BadInput, EstimatorInputError, ValueError)  # a definition that cannot be fitted: that trial fails
 
 
 def space_of(study: TuningStudy) -> search_space.SearchSpace:
@@ -52,7 +54,7 @@ def budget_left(study: TuningStudy, optuna_study: optuna.Study) -> bool:
     return time.time() - started < float(study.budget["seconds"])
 
 
-def objective(study: TuningStudy) -> Any:
+def objective(study: TuningStudy, worker: str | None = None) -> Any:
     space = space_of(study)
     folds = int(study.window["folds"])
 
@@ -73,12 +75,13 @@ def objective(study: TuningStudy) -> Any:
                                       for f in result["folds"]])
         trial.set_user_attr("seconds", round(time.perf_counter() - began, 4))
         trial.set_user_attr("fit_seconds", round(fit_seconds, 4))
+        trial.set_user_attr("worker", worker or f"{socket.gethostname()}:{os.getpid()}")
         return float(result["mean_skill"])
 
     return run
 
 
-def run_trial(study_id: str, number: int) -> dict[str, Any]:
+def run_trial(study_id: str, number: int, worker: str | None = None) -> dict[str, Any]:
     """The trial job's body: one trial if the budget allows, then finish the study if nothing is left."""
     study = get_study(study_id)
     if study.status not in ("queued", "running"):
@@ -88,7 +91,7 @@ def run_trial(study_id: str, number: int) -> dict[str, Any]:
     optuna_study = storage.load(study.optuna_name, seed=int(study.window.get("seed", 0)) + number)
     ran = None
     if budget_left(study, optuna_study):
-        storage.optimize_one(optuna_study, objective(study), (BadInput, EstimatorInputError, ValueError))
+        storage.optimize_one(optuna_study, objective(study, worker), CAUGHT)
         ran = optuna_study.get_trials(deepcopy=False)[-1].number
     finished = maybe_finish(study_id)
     return {"study": study_id, "trial": ran, "finished": finished}
