@@ -62,6 +62,7 @@ def objective(study: TuningStudy, worker: str | None = None) -> Any:
         definition = search_space.sample(space, trial, study.base)
         began = time.perf_counter()
         candles = train_candles(study, definition)
+        trial.set_user_attr("load_seconds", round(time.perf_counter() - began, 4))
 
         def report(fold: int, mean: float) -> None:
             trial.report(mean, fold)
