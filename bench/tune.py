@@ -36,6 +36,10 @@ SPACE = {"params": {"n_estimators": {"low": 40, "high": 80, "step": 10}, "max_de
          "min_features": 3}
 
 
+def _mean(trials: list, attr: str) -> float:
+    return sum(float(t.user_attrs.get(attr) or 0) for t in trials) / len(trials)
+
+
 def run(workers: int, days: float, trials: int) -> dict:
     store = Path(tempfile.mkdtemp(prefix=f"bench-tune-{workers}w-"))
     env = {**os.environ, **THREAD_ENV, "MODEL_STORE_DIR": str(store), "MARKET_DATA_SOURCE": "csv",
@@ -83,8 +87,8 @@ def run(workers: int, days: float, trials: int) -> dict:
             "trials_per_minute": round(60 * len(ran) / span, 3),
             "mean_trial_s": round(sum(whole) / len(whole), 3),
             "mean_fit_s": round(sum(fits) / len(fits), 3), "overhead": round(overhead, 4),
-            "mean_load_s": round(sum(float(t.user_attrs.get("load_seconds") or 0) for t in ran) / len(ran), 3),
-            "mean_inside_s": round(sum(float(t.user_attrs.get("seconds") or 0) for t in ran) / len(ran), 3),
+            "mean_load_s": round(_mean(ran, "load_seconds"), 3),
+            "mean_inside_s": round(_mean(ran, "seconds"), 3),
             "decision": (done.result or {}).get("decision")}
 
 
@@ -109,8 +113,8 @@ def main() -> None:
         r = results[-1]
         print(f"{r['workers']} worker(s): {r['trials']} trials in {r['trial_phase_s']} s = "
               f"{r['trials_per_minute']} trials/min; a trial {r['mean_trial_s']} s of which folds' fits "
-              f"{r['mean_fit_s']} s (overhead {100 * r['overhead']:.1f}%; loading candles {r['mean_load_s']} s, "
-              f"objective {r['mean_inside_s']} s); study {r['status']}", flush=True)
+              f"{r['mean_fit_s']} s (overhead {100 * r['overhead']:.1f}%; loading candles "
+              f"{r['mean_load_s']} s, objective {r['mean_inside_s']} s); study {r['status']}", flush=True)
     by = {r["workers"]: r for r in results}
     figures = {"args": vars(args), "runs": results, "load": load, "cpus": os.cpu_count()}
     if 1 in by and 2 in by:
