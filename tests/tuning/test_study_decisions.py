@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.data.candles import store_candles
+from app.services.dashboard.tuning import tuning_page
 from app.services.definition_versions import list_versions
 from app.services.tuning import storage
 from app.services.tuning.studies import get_study, start_study
@@ -43,6 +44,11 @@ def test_a_study_on_a_random_walk_adopts_nothing(store_dir: Path) -> None:
     assert result["decision"] == "rejected", result["reason"]
     assert result["holdout"]["test"]["p_value"] >= 0.05
     assert result["version"] is None and list_versions() == []
+    page = tuning_page()  # the dashboard's Tuning page reads the real study
+    (shown,) = page["studies"]
+    assert shown["id"] == study.id and page["available"]
+    assert len(shown["best_so_far"]) == 6 and shown["best_so_far"][-1] == shown["best"]["value"]
+    assert shown["adopted"]["decision"] == "rejected" and shown["adopted"]["trials"] == 6
 
 
 def _poison_holdout(frames: dict, cut_ms: int) -> None:
