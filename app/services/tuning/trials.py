@@ -119,9 +119,14 @@ def maybe_finish(study_id: str) -> bool:
 
 
 def _jobs_pending(study_id: str) -> bool:
-    """A trial job of this study is still queued (so the budget may yet be spent)."""
+    """Another trial job of this study is queued or started (it may not have asked for its trial yet)."""
+    from rq import get_current_job
+
     from app.core.queues import get_queue
 
     queue = get_queue("tune")
     prefix = f"tuning-{study_id}-"
-    return any(job_id.startswith(prefix) for job_id in queue.get_job_ids())
+    current = get_current_job()
+    mine = current.id if current is not None else None
+    ids = [*queue.get_job_ids(), *queue.started_job_registry.get_job_ids()]
+    return any(job_id.startswith(prefix) and job_id != mine for job_id in ids)
