@@ -66,8 +66,10 @@ class StudyView(BaseModel):
     trials: list[dict[str, Any]] = Field(description="number, state, value, params, times")
     best_so_far: list[float | None]
     best_value: float | None
-    adopted: dict[str, Any] | None = Field(description="decision, version, reason, old/new skill, p-value")
-    result: dict[str, Any] | None = Field(description="the holdout comparison and the paired test")
+    adopted: dict[str, Any] | None = Field(default=None,
+                                           description="decision, version, reason, old/new skill, p-value")
+    result: dict[str, Any] | None = Field(default=None,
+                                          description="the holdout comparison and the paired test")
 
 
 @router.post("/tuning", status_code=status.HTTP_202_ACCEPTED, response_model=TuningStarted,
@@ -97,7 +99,24 @@ async def get_tuning(
     return await run_in_threadpool(views.get_study_view, study_id)
 
 
-@router.get("/definitions", responses=errors(401, 422))
+class DefinitionVersionView(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "name": "direction_predictor", "version": 2, "study_id": "st_0123456789ab",
+        "definition": {"type": "xgboost", "name": "direction_predictor", "config": {"max_depth": 4},
+                       "features": ["returns", "rsi_14"], "horizon": 1, "timeframe": "1m"},
+        "reason": "the best of 50 trials beats the current definition on 4032 holdout rows (p = 0.012)",
+        "numbers": {"trials": 50, "p_value": 0.012}, "created_ts": "2026-12-01T12:00:00+00:00"}]})
+
+    name: str
+    version: int = Field(description="1 is config/models.yaml's own; each adoption adds one")
+    study_id: str | None
+    definition: dict[str, Any]
+    reason: str
+    numbers: dict[str, Any]
+    created_ts: str
+
+
+@router.get("/definitions", response_model=list[DefinitionVersionView], responses=errors(401, 422))
 async def list_definitions(_role: PredictAuth, name: str | None = Query(None, max_length=120)) -> Any:
     """Definition versions adopted by tuning studies (version 1 of each is config/models.yaml's)."""
     found = await run_in_threadpool(definition_versions.list_versions, name)
