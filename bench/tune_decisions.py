@@ -52,22 +52,20 @@ def _candles(seed: int, ar1: float, days: float) -> dict[str, pd.DataFrame]:
     return out
 
 
-def one_study(seed: int, ar1: float, trials: int, days: float, folds: int) -> dict:
-    candles = _candles(seed, ar1, days)
-    first = min(int(index_ms(c.index).min()) for c in candles.values())
-    last = max(int(index_ms(c.index).max()) for c in candles.values())
-    cut = first + math.ceil(0.8 * (last - first) / 60_000) * 60_000
-    train = {s: c[index_ms(c.index) < cut] for s, c in candles.items()}
-    space = search_space.with_current(search_space.parse_space("xgboost", SPACE), CURRENT)
+def run_study(train: dict[str, pd.DataFrame], current: dict, space_spec: dict | None, trials: int, folds: int,
+              seed: int) -> tuple[optuna.Study, optuna.trial.FrozenTrial, optuna.trial.FrozenTrial]:
+    """An in-memory study of `current` on `train` (the service's space, objective, sampler and pruner);
+    returns (study, the current definition's trial, the best trial)."""
+    space = search_space.with_current(search_space.parse_space(str(current["type"]), space_spec), current)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, constant_liar=True)
     study = optuna.create_study(direction="maximize", sampler=sampler,
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
-    study.enqueue_trial(search_space.as_trial_params(space, CURRENT), user_attrs={"current": True})
+    study.enqueue_trial(search_space.as_trial_params(space, current), user_attrs={"current": True})
 
     def objective(trial: optuna.Trial) -> float:
-        definition = search_space.sample(space, trial, CURRENT)
+        definition = search_space.sample(space, trial, current)
 
         def report(fold: int, mean: float) -> None:
             trial.report(mean, fold)
@@ -82,7 +80,20 @@ def one_study(seed: int, ar1: float, trials: int, days: float, folds: int) -> di
     study.optimize(objective, n_trials=trials, catch=(ValueError,))
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     best = max(complete, key=lambda t: (t.value, -t.number))
-    current = next(t for t in study.trials if t.user_attrs.get("current"))
+    return study, next(t for t in study.trials if t.user_attrs.get("current")), best
+
+
+def cut_of(candles: dict[str, pd.DataFrame], ratio: float = 0.8) -> int:
+    first = min(int(index_ms(c.index).min()) for c in candles.values())
+    last = max(int(index_ms(c.index).max()) for c in candles.values())
+    return first + math.ceil(ratio * (last - first) / 60_000) * 60_000
+
+
+def one_study(seed: int, ar1: float, trials: int, days: float, folds: int) -> dict:
+    candles = _candles(seed, ar1, days)
+    cut = cut_of(candles)
+    train = {s: c[index_ms(c.index) < cut] for s, c in candles.items()}
+    study, current, best = run_study(train, CURRENT, SPACE, trials, folds, seed)
     verdict = holdout_verdict(CURRENT, best.user_attrs["definition"], train_candles=train,
                               window_candles=candles, cut_ms=cut,
                               folds_current={"folds": current.user_attrs.get("folds") or []},
