@@ -50,24 +50,25 @@ def adopt(name: str, definition: dict[str, Any], study_id: str, reason: str,
 
 
 def apply_adopted(definitions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The definitions with each one's newest adopted config and features (and its version number)."""
+    """The definitions with each one's newest adopted config and features (when it still applies)."""
+    return adopted_with_versions(definitions)[0]
+
+
+def adopted_with_versions(definitions: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """(`apply_adopted`'s definitions, the version each one is: 1 for the file's own)."""
     newest = latest_versions()
-    out = []
+    out, versions = [], {}
     for definition in definitions:
         version = newest.get(definition["name"])
+        versions[definition["name"]] = 1
         if version is not None and all(
             version.definition.get(k) == definition.get(k) for k in _KEPT if k in definition
         ):
             definition = {**definition, "config": dict(version.definition.get("config") or {}),
                           "features": list(version.definition.get("features") or [])}
+            versions[definition["name"]] = version.version
         out.append(definition)
-    return out
-
-
-def version_of(name: str) -> int:
-    """The version a cycle builds of `name` now (1: the file's own)."""
-    version = latest_versions().get(name)
-    return 1 if version is None else version.version
+    return out, versions
 
 
 def as_dict(version: DefinitionVersion) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from app.services.cycle.finish import fail_cycle
 from app.services.cycle.flow import enqueue_builds, enqueue_start, set_stage
 from app.services.cycle.recovery import get_cycle, recover_interrupted
 from app.services.cycle.rows import LIVE_STATUSES, error_entry, now, update
-from app.services.definition_versions import apply_adopted, version_of
+from app.services.definition_versions import adopted_with_versions
 from app.tables.cycles import CYCLE_TRIGGERS, Cycle
 from app.tables.models import utcnow
 
@@ -48,11 +48,11 @@ def start_cycle(trigger: str = "operator", options: dict[str, Any] | None = None
         raise BadInput(f"unknown trigger {trigger!r}; one of {', '.join(CYCLE_TRIGGERS)}")
     options = dict(options or {})
     # The newest adopted version of each definition (tuning, DESIGN 10) replaces its config and features.
-    definitions = apply_adopted(load_definitions(options))
+    definitions, versions = adopted_with_versions(load_definitions(options))
     check_buildable(definitions)  # a broken config fails here, in front of the operator
     # Frozen into the cycle: an operator editing config/models.yaml mid-cycle changes the next cycle only.
     options["definitions"] = definitions
-    options["definition_versions"] = {d["name"]: version_of(d["name"]) for d in definitions}
+    options["definition_versions"] = versions
     options["window_days"] = window_days(options)
     recover_interrupted()
     cycle_id = uuid.uuid4().hex
