@@ -50,8 +50,10 @@ def _storage(url: str, heartbeat: int, grace: int) -> optuna.storages.RDBStorage
         with engine.connect() as conn:
             conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
         engine.dispose()
-        engine_kwargs = {"connect_args": {"options": f"-csearch_path={SCHEMA}", "connect_timeout": 5},
-                         "pool_pre_ping": True}
+        timeout_ms = int(get_settings().database_statement_timeout_seconds * 1000)
+        options = f"-csearch_path={SCHEMA} -cstatement_timeout={timeout_ms}"
+        connect = {"options": options, "connect_timeout": get_settings().database_connect_timeout_seconds}
+        engine_kwargs = {"connect_args": connect, "pool_pre_ping": True}
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
     _require_migrated(url)
     engine_kwargs = {"connect_args": {"timeout": 30}} if backend == "sqlite" else {}
