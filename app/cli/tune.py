@@ -65,7 +65,7 @@ def render_result(view: dict[str, Any]) -> Table:
 
 @app.command()
 def tune(
-    definition: str = typer.Option(..., "--definition", "-d", help="a definition name of config/models.yaml"),
+    definition: str = typer.Option(None, "--definition", "-d", help="a definition name of config/models.yaml"),
     trials: int = typer.Option(None, "--trials", help="trials to try (default TUNING_TRIALS, 50)"),
     minutes: float = typer.Option(None, "--minutes", help="time budget (default TUNING_MINUTES, 10)"),
     workers: int = typer.Option(
@@ -78,6 +78,10 @@ def tune(
     from app.core.errors import MLPipeError
     from app.services.tuning import studies, views
 
+    if not definition and not resume:
+        console.print("[red]name the definition to tune (--definition NAME) or a study to carry on "
+                      "(--resume ID)[/red]")
+        raise typer.Exit(code=2)
     try:
         if resume:
             study = studies.resume_study(resume, trials=trials, minutes=minutes)
@@ -86,7 +90,7 @@ def tune(
     except MLPipeError as exc:
         console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(code=1) from None
-    console.print(f"study [cyan]{study.id}[/cyan] of {definition}: {study.budget['trials']} trials, "
+    console.print(f"study [cyan]{study.id}[/cyan] of {study.definition}: {study.budget['trials']} trials, "
                   f"{study.budget['seconds']:g} s; see it with GET /tuning/{study.id}")
     if not wait:
         return
