@@ -65,7 +65,7 @@ def render_result(view: dict[str, Any]) -> Table:
 
 @app.command()
 def tune(
-    definition: str = typer.Option(None, "--definition", "-d", help="a definition name of config/models.yaml"),
+    definition: str = typer.Option(None, "--definition", "-d", help="a definition of config/models.yaml"),
     trials: int = typer.Option(None, "--trials", help="trials to try (default TUNING_TRIALS, 50)"),
     minutes: float = typer.Option(None, "--minutes", help="time budget (default TUNING_MINUTES, 10)"),
     workers: int = typer.Option(
