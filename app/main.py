@@ -19,6 +19,7 @@ from app.api.routes import metrics as metrics_routes
 from app.api.routes import models as model_routes
 from app.api.routes import predict as predict_routes
 from app.api.routes import replays as replay_routes
+from app.api.routes import tuning as tuning_routes
 from app.core.config import get_settings
 from app.core.logging import configure_logging
 
@@ -92,6 +93,7 @@ def create_app() -> FastAPI:
     app.include_router(ensemble_routes.router)
     app.include_router(cycle_routes.router)
     app.include_router(replay_routes.router)
+    app.include_router(tuning_routes.router)
     app.include_router(dashboard_routes.router)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -53,12 +53,25 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     return False
 
 
+_OPTUNA_TABLES = {
+    "studies", "study_directions", "study_user_attributes", "study_system_attributes", "trials",
+    "trial_user_attributes", "trial_system_attributes", "trial_params", "trial_values",
+    "trial_intermediate_values", "trial_heartbeats", "version_info",
+}
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Optuna's own tables (beside ours on SQLite; app/services/tuning/storage.py) are not ours to manage."""
+    return not (type_ == "table" and reflected and name in _OPTUNA_TABLES)
+
+
 def _configure(**kwargs: Any) -> None:
     context.configure(
         target_metadata=target_metadata,
         render_as_batch=True,
         compare_type=True,
         render_item=render_item,
+        include_object=include_object,
         **kwargs,
     )
 

@@ -43,3 +43,4 @@ from app.cli import keys as _keys  # noqa: E402,F401
 from app.cli import models as _models  # noqa: E402,F401
 from app.cli import replay as _replay  # noqa: E402,F401
 from app.cli import stack as _stack  # noqa: E402,F401
+from app.cli import tune as _tune  # noqa: E402,F401

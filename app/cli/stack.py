@@ -57,7 +57,7 @@ def api(host: str = HOST_OPTION, port: int = PORT_OPTION) -> None:
 @app.command()
 def worker(
     queues: list[str] | None = typer.Option(
-        None, "--queues", "-q", help="queues to serve, by priority (default: ingest, cycle, train, default)"
+        None, "--queues", "-q", help="queues to serve, by priority (default: all, ingest first)"
     ),
     burst: bool = typer.Option(False, "--burst", help="run the queued jobs, then exit"),
 ) -> None:
@@ -87,6 +87,7 @@ def _preload_job_modules() -> None:
     import app.ml.kinds  # noqa: F401
     import workers.cycle_jobs  # noqa: F401
     import workers.jobs  # noqa: F401
+    import workers.tuning_jobs  # noqa: F401
 
 
 def _recover_lost_cycles() -> None:

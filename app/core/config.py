@@ -77,6 +77,19 @@ class Settings(BaseSettings):
     features_max_1m_bars: int = Field(
         default=200_000, ge=1000, description="GET /features: most 1m candles one request may load"
     )
+    tuning_trials: int = Field(default=50, ge=1, description="trials of a study started without --trials")
+    tuning_minutes: float = Field(default=10.0, gt=0, description="a study's minutes by default")
+    tuning_folds: int = Field(default=4, ge=2, description="walk-forward folds each trial is scored on")
+    tuning_cycle_trials: int = Field(
+        default=20, ge=0, description="trials of a study the cycle starts for a drifting definition (0: none)"
+    )
+    tuning_cycle_seconds: float = Field(
+        default=1800.0, gt=0, description="seconds of a study the cycle starts (inside its 12-hour slot)"
+    )
+    tuning_heartbeat_seconds: int = Field(default=10, ge=1, description="a running trial's heartbeat")
+    tuning_grace_seconds: int = Field(
+        default=60, ge=2, description="a trial silent this long (its worker died) is marked failed"
+    )
     log_level: str = "INFO"
     log_json: bool = False
 

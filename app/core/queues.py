@@ -11,11 +11,13 @@ from app.core.redis import get_redis
 INGEST = "ingest"
 CYCLE = "cycle"
 TRAIN = "train"
+TUNE = "tune"
 DEFAULT = "default"
 
 # The order a worker listens in: the 1-minute ingest must not wait behind a long training job, and the
-# cycle's orchestration jobs are short and unblock the builds.
-KINDS: tuple[str, ...] = (INGEST, CYCLE, TRAIN, DEFAULT)
+# cycle's orchestration jobs are short and unblock the builds; tuning trials (DESIGN 10) come after the
+# cycle's own builds.
+KINDS: tuple[str, ...] = (INGEST, CYCLE, TRAIN, TUNE, DEFAULT)
 
 
 def queue_name(kind: str) -> str:
@@ -34,5 +36,5 @@ def all_queue_names() -> list[str]:
 
 
 def get_queue(name: str) -> Queue:
-    """The RQ queue for a kind (`ingest`, `cycle`, `train`, `default`) or a full name, on the shared Redis."""
+    """The RQ queue for a kind (`ingest`, `cycle`, `train`, `tune`, `default`) or a full name."""
     return Queue(queue_name(name), connection=get_redis())

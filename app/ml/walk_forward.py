@@ -19,6 +19,8 @@ skill normally is from another for this definition (regimes, fits and sampling n
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -66,8 +68,14 @@ def fold_masks(ts_ms: np.ndarray, horizon: int, bar_ms: int, k: int = DEFAULT_FO
     return folds
 
 
-def walk_forward(model: BaseModel, train: Dataset, folds: int = DEFAULT_FOLDS) -> dict[str, Any]:
-    """Fold skills of `model`'s definition on its train part `train` (never the holdout)."""
+def walk_forward(
+    model: BaseModel, train: Dataset, folds: int = DEFAULT_FOLDS,
+    on_fold: Callable[[int, list[float]], None] | None = None,
+) -> dict[str, Any]:
+    """Fold skills of `model`'s definition on its train part `train` (never the holdout).
+
+    `on_fold(fold, skills_so_far)` is called after each fold (the tuner's pruner listens there; an
+    exception it raises stops the folds)."""
     horizon = int(model.horizon)
     results: list[dict[str, Any]] = []
     periods: list[float] = []
@@ -76,6 +84,7 @@ def walk_forward(model: BaseModel, train: Dataset, folds: int = DEFAULT_FOLDS) -
             "fold": fold.index, "train_rows": int(fold.train.sum()), "test_rows": int(fold.test.sum()),
             "test_start": _iso(fold.test_start_ms), "test_end": _iso(fold.test_end_ms),
         }
+        began = time.perf_counter()
         try:
             fitted = clone(model)
             fit_part = train.subset(fold.train)
@@ -87,8 +96,11 @@ def walk_forward(model: BaseModel, train: Dataset, folds: int = DEFAULT_FOLDS) -
         ratio = float(rows.loss.sum() / rows.baseline_loss.sum()) if rows.baseline_loss.sum() > 0 else None
         periods.extend(_period_skills(rows, int(PERIOD_HOURS * HOUR_MS)))
         results.append({**entry, "skill": rows.skill, "loss_ratio": ratio, "baseline": rows.baseline,
+                        "seconds": round(time.perf_counter() - began, 4),
                         "train_start": _iso(int(fit_part.ts_ms.min())),
                         "train_end": _iso(int(fit_part.ts_ms.max()))})
+        if on_fold is not None:
+            on_fold(fold.index, [r["skill"] for r in results if r.get("skill") is not None])
     skills = [r["skill"] for r in results if r.get("skill") is not None]
     return {
         "k": int(folds), "embargo_bars": horizon, "folds": results,

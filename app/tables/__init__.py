@@ -6,5 +6,6 @@ from app.tables.cycles import Cycle, CycleFence  # noqa: F401
 from app.tables.ensembles import EnsembleRecord  # noqa: F401
 from app.tables.models import ModelEvent, ModelRecord  # noqa: F401
 from app.tables.predictions import Prediction  # noqa: F401
+from app.tables.tuning import DefinitionVersion, TuningStudy  # noqa: F401
 
 __all__ = ["Candle"]

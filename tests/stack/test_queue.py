@@ -61,7 +61,7 @@ def test_queue_names_carry_the_prefix_and_unknown_names_are_rejected(monkeypatch
         assert get_queue("train").name == "blue:train"
         assert get_queue("blue:cycle").name == "blue:cycle"
         assert all_queue_names()[0] == "blue:ingest"
-        with pytest.raises(BadInput, match="known: ingest, cycle, train, default"):
+        with pytest.raises(BadInput, match="known: ingest, cycle, train, tune, default"):
             queue_name("trian")
     finally:
         monkeypatch.delenv("QUEUE_PREFIX")

@@ -102,3 +102,53 @@ def definition_window(window: dict[str, Any], definition: dict[str, Any]) -> tup
     if days is None:
         return int(window["start_ms"]), int(window["end_ms"])
     return int(window["end_ms"] - float(days) * 86_400_000) + 60_000, int(window["end_ms"])
+
+
+def search_spaces(options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The file's `search_spaces:` (model type -> space spec, DESIGN 10); {} when it declares none."""
+    options = options or {}
+    path = models_file(options)
+    if not path.exists():
+        return {}
+    spaces = _read(path).get("search_spaces") or {}
+    if not isinstance(spaces, dict):
+        raise BadInput(f"{path}: search_spaces must map a model type to its search space")
+    return spaces
+
+
+def search_space_for(model_type: str, override: dict[str, Any] | None = None,
+                     options: dict[str, Any] | None = None) -> Any:
+    """The checked search space of a model type: `override` (a request's), else the file's, else defaults.
+
+    An invalid space raises BadInput naming the parameter, range or feature (a 422 at the API)."""
+    from app.ml.search_space import parse_space
+
+    if override is not None:
+        return parse_space(model_type, override, "the request's search_space")
+    path = models_file(options)
+    spaces = search_spaces(options)
+    spec = spaces.get(model_type)
+    if spec is None:  # also accept the kind's name (direction, risk, ...)
+        from app.ml.registry import model_class_for
+
+        kind = model_class_for(model_type).kind
+        spec = next((s for t, s in spaces.items() if _kind_of(t) == kind), None)
+    return parse_space(model_type, spec, f"{path}: search_spaces.{model_type}")
+
+
+def _kind_of(model_type: str) -> str | None:
+    from app.ml.registry import model_class_for
+
+    try:
+        return model_class_for(model_type).kind
+    except BadInput:
+        return None
+
+
+def check_search_spaces(options: dict[str, Any] | None = None) -> None:
+    """Every declared search space parses (a broken one fails `mlpipe tune` / POST /tuning with its name)."""
+    from app.ml.search_space import parse_space
+
+    path = models_file(options)
+    for model_type, spec in search_spaces(options).items():
+        parse_space(str(model_type), spec, f"{path}: search_spaces.{model_type}")

@@ -146,11 +146,31 @@ def _retrained_in_this_cycle(record: Any, candles: dict, start: int, cycle_id: s
     verdict = tuning_verdict(record.performance, estimate_from_performance(live))
     numbers = {**verdict.as_dict(), "definition": record.family, "flagged_model": record.name,
                "retrained_model": sibling.name, "live_from_ms": start}
+    study: dict[str, Any] = {}
     if verdict.flagged:
+        study = start_tuning(cycle_id, record.family)
         record_event(sibling.name, "needs_tuning",
                      f"definition {record.family} retrained is still below {record.name}'s validation skill: "
-                     f"{verdict.reason}", numbers=numbers, cycle_id=cycle_id)
-    return {"refreshed_by": sibling.name, "needs_tuning": verdict.flagged, "tuning": verdict.as_dict()}
+                     f"{verdict.reason}", numbers={**numbers, "study": study}, cycle_id=cycle_id)
+    return {"refreshed_by": sibling.name, "needs_tuning": verdict.flagged, "tuning": verdict.as_dict(),
+            **({"study": study} if study else {})}
+
+
+def start_tuning(cycle_id: str, family: str, fallback: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The definition goes to tuning (DESIGN 10): a bounded study, recorded in the cycle's results."""
+    from app.services.tuning.cycle import tune_for_cycle
+
+    study = tune_for_cycle(read(cycle_id), family, fallback)
+
+    def record(c: Any) -> None:
+        tuning = dict(c.results.get("tuning") or {})
+        tuning[family] = study
+        c.results["tuning"] = tuning
+        if study.get("skipped") and not study.get("study_id"):
+            c.errors.append(error_entry("tuning", f"{family}: {study['skipped']}", level="warning"))
+
+    update(cycle_id, record)
+    return study
 
 
 def _feature_drift(model: Any, record: Any, symbols: list[str], start: int, anchor: int) -> dict[str, Any]:

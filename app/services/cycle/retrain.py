@@ -20,7 +20,7 @@ from app.ml.lifecycle import retrain_verdict, tuning_verdict
 from app.services.cycle import data as cycle_data
 from app.services.cycle import training as cycle_ml
 from app.services.cycle.definitions import definition_window
-from app.services.cycle.drift import _ms, seen_until_ms
+from app.services.cycle.drift import _ms, seen_until_ms, start_tuning
 from app.services.cycle.lock import check_lease
 from app.services.cycle.plan import apply_plan
 from app.services.cycle.rows import error_entry, update
@@ -101,10 +101,12 @@ def retrain(cycle_id: str, name: str) -> dict[str, Any]:
         )
         apply_plan(cycle_id, {saved.name: ("archived", f"rejected retrain of {name}", numbers)})
         outcome = "rejected"
+    study: dict[str, Any] = {}
     if tuning.flagged:
+        study = start_tuning(cycle_id, record.family, definition)
         record_event(saved.name, "needs_tuning",
                      f"definition {record.family} retrained is still below {name}'s validation skill: "
-                     f"{tuning.reason}", numbers=numbers, cycle_id=cycle_id)
+                     f"{tuning.reason}", numbers={**numbers, "study": study}, cycle_id=cycle_id)
     result = {
         "model": name,
         "new_model": saved.name,
@@ -114,6 +116,7 @@ def retrain(cycle_id: str, name: str) -> dict[str, Any]:
         "new_skill": test.skill_b,
         "needs_tuning": tuning.flagged,
         "holdout_from_ms": fresh,
+        **({"study": study} if study else {}),
     }
 
     def done(c: Cycle) -> None:

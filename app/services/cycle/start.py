@@ -20,6 +20,7 @@ from app.services.cycle.finish import fail_cycle
 from app.services.cycle.flow import enqueue_builds, enqueue_start, set_stage
 from app.services.cycle.recovery import get_cycle, recover_interrupted
 from app.services.cycle.rows import LIVE_STATUSES, error_entry, now, update
+from app.services.definition_versions import adopted_with_versions
 from app.tables.cycles import CYCLE_TRIGGERS, Cycle
 from app.tables.models import utcnow
 
@@ -47,12 +48,14 @@ def start_cycle(trigger: str = "operator", options: dict[str, Any] | None = None
     if trigger not in CYCLE_TRIGGERS:
         raise BadInput(f"unknown trigger {trigger!r}; one of {', '.join(CYCLE_TRIGGERS)}")
     options = dict(options or {})
-    definitions = load_definitions(options)
+    # The newest adopted version of each definition (tuning, DESIGN 10) replaces its config and features.
+    definitions, versions = adopted_with_versions(load_definitions(options))
     check_buildable(definitions)  # a broken config fails here, in front of the operator
     # Frozen into the cycle: an operator editing config/models.yaml mid-cycle changes the next cycle only.
     # The window first: with the definitions inlined, the file's `defaults.window_days` is no longer read.
     options["window_days"] = window_days(options)
     options["definitions"] = definitions
+    options["definition_versions"] = versions
     recover_interrupted()
     cycle_id = uuid.uuid4().hex
     running = cycle_lock.acquire(cycle_id)

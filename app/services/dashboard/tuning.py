@@ -1,46 +1,45 @@
 """The Tuning page: each study's trials over time, the best so far, and the adopted result (DESIGN 10).
 
-The tuning service (`POST/GET /tuning`) is being built beside this page, so the page reads the small shape
-below, and `list_studies` has no source yet: the page says "no tuning studies yet" and the operator's
-"start a tuning study" action says the service is not installed. The integrator points `list_studies` and
-`start_study` at the tuning service; `study_view` needs nothing else.
+The studies come from the tuning service (app.services.tuning: the same views as GET /tuning), and the
+operator's "start a tuning study" action starts one as POST /tuning does. A study (every timestamp
+ISO-8601 UTC; `value` is the objective, walk-forward skill on the train part):
 
-A study (every timestamp ISO-8601 UTC; `value` is the objective, walk-forward skill on the train part):
-
-    {"id": "st_0012", "definition": "direction_predictor", "kind": "direction",
-     "status": "running" | "finished" | "failed", "trigger": "cycle" | "cli" | "api",
+    {"id": "st_0123456789ab", "definition": "direction_predictor", "kind": "direction",
+     "status": "queued" | "running" | "finishing" | "finished" | "failed", "trigger": "cycle" | "cli" | "api",
      "started_ts": "...", "finished_ts": "..." | null,
      "budget": {"trials": 40, "seconds": 1800},
-     "objective": "walk-forward skill (train part only)",
-     "trials": [{"number": 0, "state": "complete" | "pruned" | "fail" | "running", "value": 0.012 | null,
-                 "started_ts": "...", "finished_ts": "..." | null, "params": {"max_depth": 4, ...}}],
-     "adopted": {"decision": "adopted" | "rejected", "model": "direction_predictor_014" | null,
+     "objective": "mean walk-forward skill (train part only)",
+     "trials": [{"number": 0, "state": "complete" | "pruned" | "fail" | "running" | "waiting",
+                 "value": 0.012 | null, "started_ts": "...", "finished_ts": "..." | null,
+                 "params": {"max_depth": 4, ...}}],
+     "adopted": {"decision": "adopted" | "rejected", "model": null, "version": 2 | null,
                  "reason": "...", "old_skill": 0.010, "new_skill": 0.018, "p_value": 0.03} | null}
+
+(`model` stays null: an adopted definition is a new definition version that the next cycle builds.)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from app.core.errors import Unavailable
+from app.services.tuning import studies, views
 
-NOT_INSTALLED = (
-    "tuning studies are not available in this build: the tuning service (POST /tuning) is not installed yet"
-)
+NOT_INSTALLED = "tuning studies are not available: the tuning service could not be reached"
 
 
 def list_studies(limit: int = 20) -> list[dict[str, Any]]:
-    """Studies, newest first, in the shape above. No tuning service is installed yet, so there are none."""
-    return []
+    """Studies, newest first, in the shape above."""
+    return views.list_study_views(limit)
 
 
 def available() -> bool:
-    return False
+    return True
 
 
 def start_study(definition: str) -> dict[str, Any]:
-    """Start a study of one model definition (operator action); refused until the tuning service lands."""
-    raise Unavailable(NOT_INSTALLED)
+    """Start a study of one model definition (operator action), as POST /tuning does."""
+    study = studies.start_study(definition, trigger="api")
+    return {"id": study.id, "status": study.status}
 
 
 def study_view(study: dict[str, Any]) -> dict[str, Any]:

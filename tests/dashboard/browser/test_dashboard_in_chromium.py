@@ -112,8 +112,8 @@ def test_tuning_and_replays_say_plainly_that_there_is_nothing_yet(visit: Any, st
     v.open("/dashboard/tuning")
     assert "No tuning studies yet" in v.page.inner_text("#studies")
     start = v.page.locator("[data-action='start-tuning']")
-    assert start.is_disabled(), "a study cannot start before the tuning service exists"
-    assert "not available" in v.page.inner_text("#tuning-unavailable")
+    assert start.is_enabled(), "an operator can start a study (the tuning service is installed)"
+    assert v.page.locator("#tuning-unavailable").count() == 0
     v.open("/dashboard/replays")
     assert "No replays yet" in v.page.inner_text("#replays")
     v.clean()

@@ -1,0 +1,116 @@
+"""Optuna's RDB storage on the project's own database (DESIGN 10), its sampler and its pruner.
+
+Optuna keeps its own tables and its own Alembic version table (`alembic_version`, the name the project's
+migrations use too). On Postgres its tables live in a schema of their own, `optuna`, in the same database
+(the search path of Optuna's connections), so the two version tables never meet. On SQLite (one file, no
+schemas) Optuna's tables sit beside the project's; Optuna finds the project's version row and does not
+stamp its own, so its schema check is skipped there (it would compare the project's revision with its
+own), and the project's migrations ignore Optuna's tables (migrations/env.py).
+
+Trials report a heartbeat; a trial whose worker was killed stops beating and is marked FAIL by the next
+trial or by the study's finish (`fail_stale_trials`), so the study goes on.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Any
+
+import optuna
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app.core.config import get_settings
+from app.core.errors import Unavailable
+
+SCHEMA = "optuna"
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _quiet(build: Any) -> Any:
+    """Heartbeats and the constant liar are marked experimental by Optuna: a warning, not a fault."""
+
+    @functools.wraps(build)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return build(*args, **kwargs)
+
+    return wrapper
+
+
+@functools.cache
+@_quiet
+def _storage(url: str, heartbeat: int, grace: int) -> optuna.storages.RDBStorage:
+    backend = make_url(url).get_backend_name()
+    kwargs: dict[str, Any] = {"heartbeat_interval": heartbeat, "grace_period": grace}
+    if backend == "postgresql":
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+        engine.dispose()
+        timeout_ms = int(get_settings().database_statement_timeout_seconds * 1000)
+        options = f"-csearch_path={SCHEMA} -cstatement_timeout={timeout_ms}"
+        connect = {"options": options, "connect_timeout": get_settings().database_connect_timeout_seconds}
+        engine_kwargs = {"connect_args": connect, "pool_pre_ping": True}
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+    _require_migrated(url)
+    engine_kwargs = {"connect_args": {"timeout": 30}} if backend == "sqlite" else {}
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=True,
+                                      **kwargs)
+
+
+def _require_migrated(url: str) -> None:
+    """Optuna would stamp its own revision into an empty `alembic_version`: migrate the project first."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+    except Exception:  # noqa: BLE001 - no table yet
+        row = None
+    finally:
+        engine.dispose()
+    if row is None:
+        raise Unavailable("the database is not migrated yet: run `mlpipe migrate` (or `mlpipe up`) first")
+
+
+def storage() -> optuna.storages.RDBStorage:
+    """The storage on DATABASE_URL (one per process and URL)."""
+    settings = get_settings()
+    return _storage(settings.resolved_database_url, int(settings.tuning_heartbeat_seconds),
+                    int(settings.tuning_grace_seconds))
+
+
+@_quiet
+def sampler(seed: int) -> optuna.samplers.BaseSampler:
+    """TPE; `constant_liar` keeps trials running at once on several workers from drawing the same point.
+    Each trial job seeds its own sampler differently (the study's seed + the job's number)."""
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, constant_liar=True)
+
+
+def pruner() -> optuna.pruners.BasePruner:
+    """Median pruning over the walk-forward folds: a trial whose running mean fold skill falls below the
+    median of earlier trials at the same fold stops (after 3 complete trials, from the second fold)."""
+    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+
+
+def create(name: str) -> optuna.Study:
+    return optuna.create_study(storage=storage(), study_name=name, direction="maximize",
+                               sampler=sampler(0), pruner=pruner(), load_if_exists=True)
+
+
+def load(name: str, seed: int = 0) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=storage(), sampler=sampler(seed), pruner=pruner())
+
+
+@_quiet
+def fail_stale(study: optuna.Study) -> None:
+    """Mark FAIL the running trials whose heartbeat stopped (their worker died)."""
+    optuna.storages.fail_stale_trials(study)
+
+
+@_quiet
+def optimize_one(study: optuna.Study, objective: Any, catch: tuple[type[Exception], ...]) -> None:
+    """Run one trial of the study in this process (Optuna asks, runs, beats and tells)."""
+    study.optimize(objective, n_trials=1, catch=catch, gc_after_trial=False)

@@ -1,0 +1,132 @@
+"""One trial job of a study: one Optuna trial on the train part, then, if it was the last, the finish.
+
+A job asks nothing of the study when its budget is spent (trials tried, or seconds since the first trial
+job began), so extra jobs end at once. The trial reads only the candles before the study's holdout cut.
+Optuna's heartbeat marks a trial whose worker was killed FAIL (the next trial job, or the finish, calls
+`fail_stale_trials`), and the study goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from app.core.errors import BadInput
+from app.core.logging import get_logger
+from app.features import required_warmup
+from app.ml import search_space
+from app.ml.errors import EstimatorInputError
+from app.ml.training import model_from_definition
+from app.ml.tuning import trial_value
+from app.services.cycle import data as cycle_data
+from app.services.tuning import storage
+from app.services.tuning.studies import get_study, set_status
+from app.tables.tuning import TuningStudy
+
+log = get_logger(__name__)
+
+CAUGHT = (BadInput, EstimatorInputError, ValueError)  # a definition that cannot be fitted: that trial fails
+
+
+def space_of(study: TuningStudy) -> search_space.SearchSpace:
+    return search_space.parse_space(study.kind, {k: v for k, v in study.space.items() if k != "kind"})
+
+
+def train_candles(study: TuningStudy, definition: dict[str, Any]) -> dict[str, Any]:
+    """The candles a trial may read: the window before the holdout cut (plus the features' warm-up)."""
+    model = model_from_definition(definition)
+    window = study.window
+    warm = int(required_warmup(list(model.features), model.timeframe))
+    return cycle_data.load_range(window["symbols"], int(window["start_ms"]), int(window["cut_ms"]) - 1,
+                                 model.timeframe, warm)
+
+
+def budget_left(study: TuningStudy, optuna_study: optuna.Study) -> bool:
+    trials = optuna_study.get_trials(deepcopy=False)
+    if len(trials) - sum(t.state == TrialState.WAITING for t in trials) >= int(study.budget["trials"]):
+        return False
+    started = study.started_ts.timestamp() if study.started_ts is not None else time.time()
+    return time.time() - started < float(study.budget["seconds"])
+
+
+def objective(study: TuningStudy, worker: str | None = None) -> Any:
+    space = space_of(study)
+    folds = int(study.window["folds"])
+
+    def run(trial: optuna.Trial) -> float:
+        definition = search_space.sample(space, trial, study.base)
+        began = time.perf_counter()
+        candles = train_candles(study, definition)
+        trial.set_user_attr("load_seconds", round(time.perf_counter() - began, 4))
+
+        def report(fold: int, mean: float) -> None:
+            trial.report(mean, fold)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"mean skill {mean:.4f} after fold {fold} is below the median")
+
+        result = trial_value(definition, candles, folds, report)
+        fit_seconds = sum(float(f.get("seconds") or 0) for f in result["folds"])
+        trial.set_user_attr("definition", definition)
+        trial.set_user_attr("folds", [{k: f.get(k) for k in ("fold", "skill", "loss_ratio", "seconds")}
+                                      for f in result["folds"]])
+        trial.set_user_attr("seconds", round(time.perf_counter() - began, 4))
+        trial.set_user_attr("fit_seconds", round(fit_seconds, 4))
+        trial.set_user_attr("worker", worker or f"{socket.gethostname()}:{os.getpid()}")
+        return float(result["mean_skill"])
+
+    return run
+
+
+def run_trial(study_id: str, number: int, worker: str | None = None) -> dict[str, Any]:
+    """The trial job's body: one trial if the budget allows, then finish the study if nothing is left."""
+    study = get_study(study_id)
+    if study.status not in ("queued", "running"):
+        return {"study": study_id, "skipped": study.status}
+    set_status(study_id, "running", only_from=("queued", "running"))
+    study = get_study(study_id)
+    optuna_study = storage.load(study.optuna_name, seed=int(study.window.get("seed", 0)) + number)
+    ran = None
+    if budget_left(study, optuna_study):
+        storage.optimize_one(optuna_study, objective(study, worker), CAUGHT)
+        ran = optuna_study.get_trials(deepcopy=False)[-1].number
+    finished = maybe_finish(study_id)
+    return {"study": study_id, "trial": ran, "finished": finished}
+
+
+def maybe_finish(study_id: str) -> bool:
+    """Finish the study when its budget is spent and no trial is still running (stale ones failed first)."""
+    from app.services.tuning.finish import finish_study
+
+    study = get_study(study_id)
+    if study.status != "running":
+        return False
+    optuna_study = storage.load(study.optuna_name)
+    storage.fail_stale(optuna_study)
+    trials = optuna_study.get_trials(deepcopy=False)
+    if budget_left(study, optuna_study) and _jobs_pending(study_id):
+        return False
+    if any(t.state == TrialState.RUNNING for t in trials):
+        return False
+    if not set_status(study_id, "finishing", only_from=("running",)):
+        return False
+    finish_study(study_id)
+    return True
+
+
+def _jobs_pending(study_id: str) -> bool:
+    """Another trial job of this study is queued or started (it may not have asked for its trial yet)."""
+    from rq import get_current_job
+
+    from app.core.queues import get_queue
+
+    queue = get_queue("tune")
+    prefix = f"tuning-{study_id}-"
+    current = get_current_job()
+    mine = current.id if current is not None else None
+    ids = [*queue.get_job_ids(), *queue.started_job_registry.get_job_ids()]
+    return any(job_id.startswith(prefix) and job_id != mine for job_id in ids)
