@@ -15,9 +15,9 @@ from tests.api.ml_setup import Trained, api_keys, save, store_all_candles
 
 @pytest.fixture()
 def setup(trained: Trained, base_url: str) -> Iterator[dict]:
-    from app.services.predictions import feature_rows
+    from app.services.feature_rows import get_feature_rows
 
-    feature_rows.clear()
+    get_feature_rows().clear()
     store_all_candles(trained)
     names = {family: save(trained, family) for family in ("direction_small", "risk_rf", "price_mlp")}
     get_cache().reload("test")

@@ -10,7 +10,7 @@ import numpy as np
 from fastapi import APIRouter, Path
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import PredictAuth
+from app.api.deps import CacheDep, FeatureRowsDep, PredictAuth
 from app.api.docs import errors
 from app.api.schemas import (
     ENSEMBLE_REF_PATTERN,
@@ -21,7 +21,7 @@ from app.api.schemas import (
 )
 from app.core.errors import BadInput
 from app.services import predictions
-from app.store.cache import get_cache
+from app.services.predictions import PredictInput
 
 router = APIRouter(tags=["predict"])
 
@@ -49,20 +49,29 @@ def _non_finite(answer: Any, path: str = "") -> str | None:
     return None
 
 
-def guarded(compute: Callable[..., dict[str, Any] | None], body: PredictRequest, *args: Any) -> Any:
+def plain(body: PredictRequest) -> PredictInput:
+    """The request as the service takes it: plain values."""
+    return PredictInput(
+        symbol=body.symbol,
+        candles=None if body.candles is None else [c.model_dump() for c in body.candles],
+        features=body.features,
+        as_of=body.as_of,
+    )
+
+
+def guarded(compute: Callable[..., dict[str, Any] | None], request: PredictInput, *args: Any) -> Any:
     """Run a prediction without float warnings, and refuse an answer that is not a finite number.
 
     Extreme (but finite) inputs can overflow inside a model; that is a property of the input, so the caller
     gets a 422 naming it, never a 500 or a NaN.
     """
     with np.errstate(all="ignore"):
-        result = compute(*args, body)
+        result = compute(*args, request)
     bad = _non_finite(result) if result is not None else None
     if bad:
-        given = "candles" if body.candles is not None else "features" if body.features else "symbol"
         raise BadInput(
-            f"{given}: the model's answer ({bad}) is not a finite number for this input; its values are far "
-            f"outside what the model was trained on, check them"
+            f"{request.given}: the model's answer ({bad}) is not a finite number for this input; its values "
+            f"are far outside what the model was trained on, check them"
         )
     return result
 
@@ -73,6 +82,8 @@ def guarded(compute: Callable[..., dict[str, Any] | None], body: PredictRequest,
 async def predict(
     body: PredictRequest,
     _role: PredictAuth,
+    cache: CacheDep,
+    rows: FeatureRowsDep,
     model: str = Path(
         description="a model name (direction_xgb_003) or a kind (direction) for its champion",
         max_length=128,
@@ -81,12 +92,12 @@ async def predict(
     ),
 ) -> dict:
     """Answer from a model in memory; features from the latest stored candles unless the body has them."""
-    # Answers whose inputs are already in memory (about a millisecond of CPU) run on the event loop;
+    # Answers whose inputs are already in memory (a fraction of a millisecond) run on the event loop;
     # anything that reads the database or computes features goes to the threadpool.
-    cache = get_cache()
-    result = guarded(predictions.predict_in_memory, body, cache, model)
+    request = plain(body)
+    result = guarded(predictions.predict_in_memory, request, cache, rows, model)
     if result is None:
-        result = await run_in_threadpool(guarded, predictions.predict, body, cache, model)
+        result = await run_in_threadpool(guarded, predictions.predict, request, cache, rows, model)
     return result
 
 
@@ -99,6 +110,8 @@ async def predict(
 def ensemble_predict(
     body: PredictRequest,
     _role: PredictAuth,
+    cache: CacheDep,
+    rows: FeatureRowsDep,
     ensemble_id: str = Path(
         description="the ensemble's id (1) or name (ensemble_001)",
         max_length=64,
@@ -109,4 +122,4 @@ def ensemble_predict(
     """The ensemble's blended answer and each member's answer."""
     from app.services import ensembles
 
-    return guarded(ensembles.predict, body, get_cache(), ensemble_id)
+    return guarded(ensembles.predict, plain(body), cache, rows, ensemble_id)

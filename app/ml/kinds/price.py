@@ -155,7 +155,7 @@ class PricePredictor(RegressorModel):
     def _horizon_scale(self, meta: pd.DataFrame | None, n: int) -> np.ndarray:
         if meta is None:
             return np.ones(n)  # no volatility context: plain residuals (the confidence cannot vary)
-        return meta["scale"].to_numpy(dtype="float64") * np.sqrt(int(self.horizon))
+        return np.asarray(meta["scale"], dtype="float64") * np.sqrt(int(self.horizon))
 
     def hits(self, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
         return np.abs(np.asarray(y) - np.asarray(pred)) <= self.band
