@@ -34,8 +34,8 @@ _ERRORS = errors(
 
 def _non_finite(answer: Any, path: str = "") -> str | None:
     """The first answer field that is NaN or infinite (JSON cannot carry it), or None."""
-    if isinstance(answer, float) and not math.isfinite(answer):
-        return path or "answer"
+    if isinstance(answer, float):
+        return None if math.isfinite(answer) else (path or "answer")
     if isinstance(answer, dict):
         items = answer.items()
     elif isinstance(answer, list):
@@ -43,9 +43,13 @@ def _non_finite(answer: Any, path: str = "") -> str | None:
     else:
         return None
     for key, value in items:
-        found = _non_finite(value, f"{path}.{key}" if path else str(key))
-        if found:
-            return found
+        if isinstance(value, float):  # most fields: checked here, without a call each
+            if not math.isfinite(value):
+                return f"{path}.{key}" if path else str(key)
+        elif isinstance(value, dict | list):
+            found = _non_finite(value, f"{path}.{key}" if path else str(key))
+            if found:
+                return found
     return None
 
 

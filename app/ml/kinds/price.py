@@ -148,7 +148,7 @@ class PricePredictor(RegressorModel):
         return ((X - mean) / std).astype("float32")
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
+        with torch.inference_mode():
             out = self.estimator_(torch.from_numpy(self._scale(X))).squeeze(1).numpy().astype("float64")
         return out * self.scaler_["y_std"] + self.scaler_["y_mean"]
 

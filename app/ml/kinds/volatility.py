@@ -12,7 +12,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 
 from app.core.errors import BadInput
 from app.data.frames import TIMEFRAME_MS
-from app.ml import har, targets
+from app.ml import fast_trees, har, targets
 from app.ml.artifacts import load_skops, save_skops
 from app.ml.calibration import binned_lookup, binned_rates
 from app.ml.families import RegressorModel
@@ -112,9 +112,12 @@ class VolatilityRegressor(RegressorModel):
             random_state=self.seed,
         ).fit(X, np.log(np.maximum(y, FLOOR)))
         self.n_iter_ = self.estimator_.n_iter_
+        self.flat_trees_ = fast_trees.boosting(self.estimator_)
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
         level = getattr(self, "calibration_", {}).get("level", 1.0)
+        if len(X) == 1:  # serving: the flattened trees, the booster's own arithmetic
+            return np.exp(np.array([self.flat_trees_.total(X[0])])) * level
         return np.exp(self.estimator_.predict(X)) * level
 
     def hits(self, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -139,3 +142,4 @@ class VolatilityRegressor(RegressorModel):
     def _load_estimator(self, path: Path, state: dict) -> None:
         self.estimator_ = load_skops(path, TRUSTED)
         self.n_iter_ = self.estimator_.n_iter_
+        self.flat_trees_ = fast_trees.boosting(self.estimator_)
