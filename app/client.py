@@ -143,6 +143,15 @@ class Client:
             "POST", f"/predict/{model_or_kind}", body=self._prediction_body(symbol, candles, features)
         )
 
+    def predict_many(self, model_or_kind: str, symbols: Sequence[str]) -> list[dict[str, Any]]:
+        """One prediction per symbol (latest stored candles), in order, in one call (at most 100 symbols).
+
+        A symbol the server cannot answer comes back as `{"symbol", "status", "error"}` in its place; the
+        others still answer.
+        """
+        body = {"symbols": list(symbols)}
+        return self._request("POST", f"/predict/{model_or_kind}", body=body)["predictions"]
+
     def ensemble_predict(
         self,
         ensemble_id: int | str,

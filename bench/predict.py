@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 KEY = "mlp_bench_predict_key_0123456789"
+BATCH = ["BTC-USDT"] + [f"S{i:02d}-USDT" for i in range(1, 50)]  # 50 symbols in one call
 
 
 def bench_app():  # noqa: ANN201 - uvicorn factory
@@ -58,6 +59,9 @@ def _setup() -> tuple[dict, list[float]]:
     SQLModel.metadata.create_all(get_engine())
     raw = MarketSimulator(11).generate(["BTC-USDT"], 1_767_225_600_000, 2000)
     store_candles("BTC-USDT", raw["BTC-USDT"], "simulated")
+    others = MarketSimulator(12).generate(BATCH[1:], 1_767_225_600_000 + 1000 * 60_000, 1000)
+    for symbol, frame in others.items():  # the batch scenario's other 49 symbols, 1000 candles each
+        store_candles(symbol, frame, "simulated")
     candles = {"BTC-USDT": candles_frame(raw["BTC-USDT"])}
     model = DirectionPredictor(n_estimators=100, max_depth=6, horizon=3).train_on(
         candles, data_source="simulated"
@@ -285,7 +289,10 @@ def main() -> None:
         ]
         rows = []
         for concurrency, total in ((1, max(200, args.requests // 4)), (32, args.requests)):
-            for label, method, path, body in scenarios:
+            for label, method, path, body in scenarios + (
+                [("predict, 50 symbols in one call", "POST", "/predict/direction", {"symbols": BATCH})]
+                if concurrency == 1 else []
+            ):
                 result = asyncio.run(_run(url, method, path, body, concurrency, total))
                 rows.append((label, concurrency, result))
     finally:
@@ -303,8 +310,11 @@ def main() -> None:
         )
     print(f"{'scenario':34} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'errors':>6}")
     bare = {c: r["rps"] for label, c, r in rows if label == "bare constant"}
+    single = {c: r["p50_ms"] for label, c, r in rows if label == "predict, server-side features"}
     for label, c, r in rows:
         share = f"  ({100 * r['rps'] / bare[c]:.0f}% of bare)" if label != "bare constant" else ""
+        if "50 symbols" in label:
+            share = f"  (p50 {r['p50_ms'] / single[c]:.1f}x one symbol's)"
         print(
             f"{label:34} {c:>4} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['rps']:>8.0f} {r['errors']:>6}"
             f"{share}"

@@ -75,6 +75,7 @@ class BaseModel(BaseEstimator, ABC):
     artifact_file: ClassVar[str]
     is_classifier: ClassVar[bool] = False
     needs_context: ClassVar[bool] = False  # the answer needs the latest close / volatility (price)
+    rows_independent: ClassVar[bool] = False  # a row's raw output has the same bits in any matrix (trees)
     default_features: ClassVar[tuple[str, ...]]
     baseline_names: ClassVar[tuple[str, ...]]
     description: ClassVar[str]
@@ -430,6 +431,19 @@ class BaseModel(BaseEstimator, ABC):
         prediction, confidence = self._outputs(self._raw(values.reshape(1, -1)), meta)  # type: ignore[arg-type]
         conf = None if confidence is None else float(confidence[0])
         return self._answer(float(prediction[0]), conf, context)  # type: ignore[arg-type]
+
+    def answer_many(self, values: np.ndarray, contexts: Sequence[Mapping[str, float] | None]) -> list[Any]:
+        """`answer_values` for each row of `values` (one symbol each), the same answers; kinds whose rows are
+        independent (trees) run the estimator once for all rows."""
+        if not self.rows_independent or len(values) < 2 or np.isnan(values).any():
+            return [self.answer_values(v, c) for v, c in zip(values, contexts, strict=True)]
+        raw = self._raw(values)
+        answers = []
+        for i, context in enumerate(contexts):
+            prediction, confidence = self._outputs(raw[i : i + 1], None)
+            conf = None if confidence is None else float(confidence[0])
+            answers.append(self._answer(float(prediction[0]), conf, context))  # type: ignore[arg-type]
+        return answers
 
     def _answer_from_candles(self, candles: pd.DataFrame) -> Any:
         row, context = latest_rows(self, candles)

@@ -2,8 +2,8 @@
 
 Serving asks for one row at a time, where scikit-learn's forest and boosting `predict` spend most of their
 time on per-call checks and per-tree dispatch (a random forest of 100 trees: ~3 ms for one row). Here the
-trees are flattened once into arrays (leaves point to themselves), so one row walks every tree at once,
-one array step per level, and the tree outputs are added in the library's order (sequentially, from
+trees are flattened once into arrays (leaves point to themselves), so a few rows walk every tree at
+once, one array step per level, and the tree outputs are added in the library's order (sequentially, from
 the same start), so the answer is bit for bit the library's (tests compare them).
 """
 
@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+SERVING_ROWS = 256  # up to this many rows (a batch of symbols) go through the flattened trees
 
 
 class FlatTrees:
@@ -46,19 +48,18 @@ class FlatTrees:
         self.start = np.array([start], dtype="float64")
         self.float32 = float32
 
-    def leaves(self, x: np.ndarray) -> np.ndarray:
-        """Each tree's output for one row `x` (1-D), in tree order."""
+    def totals(self, X: np.ndarray) -> np.ndarray:
+        """Per row of X: start + tree 1 + tree 2 + ..., added one at a time in that order (cumsum is
+        sequential), as the libraries add them; each row walks every tree at once, one step per level."""
         if self.float32:
-            x = x.astype(np.float32).astype(np.float64)
-        node = self.roots
+            X = X.astype(np.float32).astype(np.float64)
+        rows = np.arange(len(X))[:, None]
+        node = np.broadcast_to(self.roots, (len(X), len(self.roots)))
         feature, threshold, left, right = self.feature, self.threshold, self.left, self.right
         for _ in range(self.depth):
-            node = np.where(x[feature[node]] <= threshold[node], left[node], right[node])
-        return self.value[node]
-
-    def total(self, x: np.ndarray) -> float:
-        """start + tree 1 + tree 2 + ..., added one at a time in that order (cumsum is sequential)."""
-        return float(np.cumsum(np.concatenate((self.start, self.leaves(x))))[-1])
+            node = np.where(X[rows, feature[node]] <= threshold[node], left[node], right[node])
+        sums = np.concatenate((np.broadcast_to(self.start, (len(X), 1)), self.value[node]), axis=1)
+        return np.cumsum(sums, axis=1)[:, -1]
 
 
 def forest(estimator: Any) -> FlatTrees:

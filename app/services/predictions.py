@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from app.core.config import get_settings
-from app.core.errors import BadInput, NotFound, Unavailable
+from app.core.errors import BadInput, MLPipeError, NotFound, Unavailable
 from app.data.candles import load_candles
 from app.data.frames import TIMEFRAME_MS, candles_frame, index_ms
 from app.services.feature_rows import FeatureRowCache, Inputs
@@ -201,7 +201,10 @@ def answer_fields(kind: str, answer: Any) -> dict[str, Any]:
 
 def answer_with(entry: CachedModel, inputs: Inputs, symbol: str | None) -> dict[str, Any]:
     """One model's full answer on prepared inputs."""
-    answer = entry.model.answer_values(inputs.values, inputs.context)
+    return _provenance(entry, inputs, symbol, entry.model.answer_values(inputs.values, inputs.context))
+
+
+def _provenance(entry: CachedModel, inputs: Inputs, symbol: str | None, answer: Any) -> dict[str, Any]:
     di, ood = (None, None)
     if entry.dissimilarity is not None:
         di_value, flag = entry.dissimilarity.check(inputs.values)
@@ -303,3 +306,62 @@ def _observe(entry: CachedModel, start: float) -> None:
     from app.core.metrics import observe_prediction
 
     observe_prediction(entry.name, entry.kind, time.perf_counter() - start)
+
+
+def _symbol_error(symbol: str, exc: MLPipeError) -> dict[str, Any]:
+    return {"symbol": symbol, "status": exc.status_code, "error": exc.message}
+
+
+def answer_many(
+    entry: CachedModel, symbols: list[str], rows: FeatureRowCache, *, io: bool = True
+) -> list[dict[str, Any] | None]:
+    """One answer per symbol (stored candles), in order, each logged; a symbol that cannot be answered gets
+    its own error (`{"symbol", "status", "error"}`) and the others still answer. With `io=False`, None
+    marks a symbol whose inputs are not in memory. The model runs once for all symbols (`answer_many`)."""
+    check_fresh(entry)
+    found: list[Inputs | dict[str, Any] | None] = []
+    for symbol in symbols:
+        try:
+            inputs = memory_inputs(entry, PredictInput(symbol), rows)
+            if inputs is None and io:
+                inputs = stored_inputs(entry, symbol, rows)
+            found.append(inputs)
+        except MLPipeError as exc:
+            found.append(_symbol_error(symbol, exc))
+    ready = [(i, inputs) for i, inputs in enumerate(found) if isinstance(inputs, Inputs)]
+    results: list[dict[str, Any] | None] = [f if isinstance(f, dict) else None for f in found]
+    if not ready:
+        return results
+    values = np.stack([inputs.values for _, inputs in ready])
+    with np.errstate(all="ignore"):
+        answers = entry.model.answer_many(values, [inputs.context for _, inputs in ready])
+    for (i, inputs), answer in zip(ready, answers, strict=True):
+        result = _provenance(entry, inputs, symbols[i], answer)
+        bad = next((k for k, v in result.items() if isinstance(v, float) and not np.isfinite(v)), None)
+        if bad:
+            results[i] = _symbol_error(symbols[i], BadInput(f"symbol: the model's answer ({bad}) is not a "
+                                                            "finite number for this symbol's candles"))
+            continue
+        log_served(entry, result, inputs)
+        results[i] = result
+    return results
+
+
+def predict_many(
+    cache: ModelCache, rows: FeatureRowCache, model_or_kind: str, symbols: list[str], *, io: bool = True
+) -> dict[str, Any] | None:
+    """POST /predict/{model} with `symbols`: the model is resolved once (its errors are the whole call's);
+    with `io=False`, None when the model is not in memory."""
+    start = time.perf_counter()
+    entry = cache.peek(model_or_kind) if not io else cache.resolve(model_or_kind)
+    if entry is None:
+        return None
+    results = answer_many(entry, symbols, rows, io=io)
+    answered = sum(1 for r in results if r is not None and "error" not in r)
+    if answered:
+        from app.core.metrics import observe_prediction
+
+        each = (time.perf_counter() - start) / answered
+        for _ in range(answered):
+            observe_prediction(entry.name, entry.kind, each)
+    return {"model": entry.name, "kind": entry.kind, "version": entry.version, "predictions": results}

@@ -61,3 +61,17 @@ def test_one_answer_takes_under_a_fifth_of_a_millisecond(kind: str, rw_models, r
 
     # 0.2 ms is the target on an idle core; the shared test machine gets 2x headroom
     assert float(np.median(times)) < 0.4e-3, f"{kind}: {1e3 * float(np.median(times)):.3f} ms"
+
+
+@pytest.mark.parametrize("kind", ["direction", "momentum", "risk", "volatility", "price"])
+def test_answers_for_many_symbols_equal_one_at_a_time(kind: str, rw_models, random_walk) -> None:  # noqa: ANN001
+    model = rw_models[kind]
+    ds = build_dataset(model, random_walk)
+    X = ds.X[list(model.feature_names_)].to_numpy("float64")[-50:]
+    contexts = [{"close": float(c), "scale": float(s)} for c, s in zip(
+        ds.meta["close"].iloc[-50:], ds.meta["scale"].iloc[-50:], strict=True)]
+
+    many = model.answer_many(X, contexts)
+
+    assert many == [model.answer_values(x, c) for x, c in zip(X, contexts, strict=True)]
+    assert len({str(a) for a in many}) > 5

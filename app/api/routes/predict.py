@@ -15,13 +15,16 @@ from app.api.docs import errors
 from app.api.schemas import (
     ENSEMBLE_REF_PATTERN,
     MODEL_REF_PATTERN,
+    BatchPrediction,
     EnsemblePrediction,
     Prediction,
     PredictRequest,
 )
 from app.core.errors import BadInput
 from app.services import predictions
+from app.services.feature_rows import FeatureRowCache
 from app.services.predictions import PredictInput
+from app.store.cache import ModelCache
 
 router = APIRouter(tags=["predict"])
 
@@ -55,6 +58,8 @@ def _non_finite(answer: Any, path: str = "") -> str | None:
 
 def plain(body: PredictRequest) -> PredictInput:
     """The request as the service takes it: plain values."""
+    if body.symbol is None:
+        raise BadInput("symbols: this endpoint answers one `symbol` per call")
     return PredictInput(
         symbol=body.symbol,
         candles=None if body.candles is None else [c.model_dump() for c in body.candles],
@@ -81,7 +86,10 @@ def guarded(compute: Callable[..., dict[str, Any] | None], request: PredictInput
 
 
 @router.post(
-    "/predict/{model}", response_model=Prediction, response_model_exclude_unset=True, responses=_ERRORS
+    "/predict/{model}",
+    response_model=Prediction | BatchPrediction,
+    response_model_exclude_unset=True,
+    responses=_ERRORS,
 )  # type: ignore[arg-type]
 async def predict(
     body: PredictRequest,
@@ -95,13 +103,35 @@ async def predict(
         examples=["direction"],
     ),
 ) -> dict:
-    """Answer from a model in memory; features from the latest stored candles unless the body has them."""
+    """Answer from a model in memory; features from the latest stored candles unless the body has them.
+
+    With `symbols` (at most 100): one answer per symbol, in order, and an error per symbol (404 no
+    candles, 503 not enough history) instead of one for the whole call.
+    """
+    if body.symbols is not None:
+        return await _many(cache, rows, model, body.symbols)
     # Answers whose inputs are already in memory (a fraction of a millisecond) run on the event loop;
     # anything that reads the database or computes features goes to the threadpool.
     request = plain(body)
     result = guarded(predictions.predict_in_memory, request, cache, rows, model)
     if result is None:
         result = await run_in_threadpool(guarded, predictions.predict, request, cache, rows, model)
+    return result
+
+
+async def _many(cache: ModelCache, rows: FeatureRowCache, model: str, symbols: list[str]) -> dict[str, Any]:
+    """The symbols whose features are in memory answer on the event loop; the others in one thread."""
+    with np.errstate(all="ignore"):
+        result = predictions.predict_many(cache, rows, model, symbols, io=False)
+    if result is None:
+        return await run_in_threadpool(predictions.predict_many, cache, rows, model, symbols)
+    missing = [i for i, p in enumerate(result["predictions"]) if p is None]
+    if missing:
+        asked = [symbols[i] for i in missing]
+        rest = await run_in_threadpool(predictions.predict_many, cache, rows, model, asked)
+        assert rest is not None
+        for i, answer in zip(missing, rest["predictions"], strict=True):
+            result["predictions"][i] = answer
     return result
 
 

@@ -29,6 +29,7 @@ class DirectionPredictor(ClassifierModel):
     kind = "direction"
     model_type = "xgboost"
     artifact_file = "model.json"
+    rows_independent = True
     labels = ("DOWN", "UP")
     answer_key = "direction"
     description = "Predicts whether the close h candles ahead is above the current close (UP) or not (DOWN)"

@@ -36,6 +36,7 @@ class RiskScorer(RegressorModel):
     kind = "risk"
     model_type = "random_forest"
     artifact_file = "model.skops"
+    rows_independent = True
     baseline_names = ("persistence", "train_mean")
     description = "Scores 0-100 how large the next h candles' price excursion will be vs training history"
     default_features = DEFAULT_FEATURES
@@ -74,8 +75,8 @@ class RiskScorer(RegressorModel):
         self.flat_trees_ = fast_trees.forest(self.estimator_)
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
-        if len(X) == 1:  # serving: the flattened trees, the forest's own arithmetic (~30x faster)
-            return np.array([self.flat_trees_.total(X[0]) / len(self.estimator_.estimators_)])
+        if len(X) <= fast_trees.SERVING_ROWS:  # serving: the flattened trees, the forest's arithmetic
+            return self.flat_trees_.totals(X) / len(self.estimator_.estimators_)
         return self.estimator_.predict(X)
 
     def _label_stats(self, y: np.ndarray, meta: pd.DataFrame | None) -> dict:

@@ -47,6 +47,7 @@ class VolatilityRegressor(RegressorModel):
     kind = "volatility"
     model_type = "gradient_boosting"
     artifact_file = "model.skops"
+    rows_independent = True
     baseline_names = ("persistence", "train_mean", "har_rv")
     description = "Predicts the realized volatility of the next hours (sqrt of summed squared log returns)"
     default_features = DEFAULT_FEATURES
@@ -116,8 +117,8 @@ class VolatilityRegressor(RegressorModel):
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
         level = getattr(self, "calibration_", {}).get("level", 1.0)
-        if len(X) == 1:  # serving: the flattened trees, the booster's own arithmetic
-            return np.exp(np.array([self.flat_trees_.total(X[0])])) * level
+        if len(X) <= fast_trees.SERVING_ROWS:  # serving: the flattened trees, the booster's arithmetic
+            return np.exp(self.flat_trees_.totals(X)) * level
         return np.exp(self.estimator_.predict(X)) * level
 
     def hits(self, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
