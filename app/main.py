@@ -18,6 +18,7 @@ from app.api.routes import health
 from app.api.routes import metrics as metrics_routes
 from app.api.routes import models as model_routes
 from app.api.routes import predict as predict_routes
+from app.api.routes import stream as stream_routes
 from app.core.config import get_settings
 from app.core.logging import configure_logging
 
@@ -86,6 +87,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
     app.include_router(predict_routes.router)
+    app.include_router(stream_routes.router)
     app.include_router(model_routes.router)
     app.include_router(feature_routes.router)
     app.include_router(ensemble_routes.router)
