@@ -52,6 +52,9 @@ async def _start_model_cache() -> None:
 
         get_logger(__name__).error("model_cache_not_loaded", error=str(exc))
     cache.start()
+    from app.services.key_events import watcher
+
+    watcher.start()
 
 
 def _start_feature_workers() -> None:
@@ -64,12 +67,16 @@ async def _stop_model_cache() -> None:
     from starlette.concurrency import run_in_threadpool
 
     from app.api.routes.features import stop_workers
+    from app.core.metrics import process_exiting
+    from app.services.key_events import watcher
     from app.services.prediction_log import get_prediction_log
     from app.store.cache import get_cache
 
     get_cache().stop()
+    watcher.stop(timeout=1.0)
     stop_workers()
     await run_in_threadpool(get_prediction_log().stop)
+    process_exiting()
 
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # ~10,000 candles; anything larger is a 413, never read into memory

@@ -211,7 +211,11 @@ async def _run(url: str, method: str, path: str, body: dict | None, concurrency:
             while remaining > 0:
                 remaining -= 1
                 t = time.perf_counter()
-                r = await http.request(method, path, json=body)
+                try:
+                    r = await http.request(method, path, json=body)
+                except httpx.TransportError:  # counted, not fatal: a dropped connection is a failed request
+                    errors += 1
+                    continue
                 latencies.append(time.perf_counter() - t)
                 if r.status_code != 200:
                     errors += 1
@@ -234,6 +238,7 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=1000, help="requests per scenario at concurrency 32")
     parser.add_argument("--profile", action="store_true", help="also profile the in-memory service call")
+    parser.add_argument("--workers", type=int, default=1, help="API processes (as `mlpipe api --workers`)")
     parser.add_argument("--in-process", action="store_true", help="only the in-process figures (no server)")
     args = parser.parse_args()
     store = Path(tempfile.mkdtemp(prefix="mlpipe-bench-"))
@@ -249,6 +254,10 @@ def main() -> None:
         return
     from app.core.redis import redis_url
 
+    if args.workers > 1:
+        from app.core.metrics import prepare_multiprocess_dir
+
+        prepare_multiprocess_dir()  # as `mlpipe api --workers N` does
     env = {**os.environ, "REDIS_URL": redis_url(), "PYTHONPATH": str(ROOT)}
     port = _free_port()
     server = subprocess.Popen(
@@ -263,6 +272,8 @@ def main() -> None:
             "--log-level",
             "warning",
             "--no-access-log",
+            "--workers",
+            str(args.workers),
         ],
         cwd=ROOT,
         env=env,
