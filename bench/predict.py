@@ -74,6 +74,8 @@ def _setup() -> tuple[dict, list[float]]:
     from app.services.models import load_model
 
     loaded = load_model(record.name)
+    if os.environ.get("BENCH_SKIP_IN_PROCESS") == "1":
+        return features, {}
     return features, _in_process(loaded, candles)
 
 
@@ -202,7 +204,7 @@ async def _run(url: str, method: str, path: str, body: dict | None, concurrency:
     errors = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, limits=limits, headers={"X-API-Key": KEY}, timeout=30) as http:
-        for _ in range(20):  # warm-up (and the first feature computation)
+        for _ in range(5):  # warm-up (and the first feature computation)
             await http.request(method, path, json=body)
         remaining = total
 
@@ -223,12 +225,16 @@ async def _run(url: str, method: str, path: str, body: dict | None, concurrency:
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
-    latencies.sort()
+    return {"latencies": latencies, "elapsed": elapsed, "errors": errors}
+
+
+def _summary(parts: list[dict]) -> dict:
+    latencies = sorted(x for p in parts for x in p["latencies"])
     return {
         "p50_ms": 1000 * statistics.median(latencies),
         "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
-        "rps": len(latencies) / elapsed,
-        "errors": errors,
+        "rps": len(latencies) / sum(p["elapsed"] for p in parts),
+        "errors": sum(p["errors"] for p in parts),
     }
 
 
@@ -238,6 +244,8 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=1000, help="requests per scenario at concurrency 32")
     parser.add_argument("--profile", action="store_true", help="also profile the in-memory service call")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of every scenario")
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds to wait after the API is up")
     parser.add_argument("--workers", type=int, default=1, help="API processes (as `mlpipe api --workers`)")
     parser.add_argument("--in-process", action="store_true", help="only the in-process figures (no server)")
     args = parser.parse_args()
@@ -288,6 +296,7 @@ def main() -> None:
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
+        time.sleep(args.settle)  # the API's feature processes finish importing before anything is timed
         scenarios = [
             ("bare constant", "GET", "/bench/constant", None),
             ("predict, server-side features", "POST", "/predict/direction", {"symbol": "BTC-USDT"}),
@@ -300,12 +309,17 @@ def main() -> None:
         ]
         rows = []
         for concurrency, total in ((1, max(200, args.requests // 4)), (32, args.requests)):
-            for label, method, path, body in scenarios + (
+            chosen = scenarios + (
                 [("predict, 50 symbols in one call", "POST", "/predict/direction", {"symbols": BATCH})]
                 if concurrency == 1 else []
-            ):
-                result = asyncio.run(_run(url, method, path, body, concurrency, total))
-                rows.append((label, concurrency, result))
+            )
+            # Interleaved rounds: on a shared machine the load drifts, and each scenario sees the same drift.
+            parts: dict[str, list[dict]] = {label: [] for label, *_ in chosen}
+            for _ in range(args.rounds):
+                for label, method, path, body in chosen:
+                    n = max(20, total // args.rounds)
+                    parts[label].append(asyncio.run(_run(url, method, path, body, concurrency, n)))
+            rows += [(label, concurrency, _summary(parts[label])) for label, *_ in chosen]
     finally:
         server.terminate()
         server.wait(timeout=10)
