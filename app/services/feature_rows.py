@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-ROWS = 512
+ROWS = 4096  # (symbol, model) rows: 300 symbols x 5 champions x a few timeframes fit, ~1 KB each
 SYMBOLS = 4096  # symbols whose newest candle is remembered: requests naming many cannot grow memory
 
 
