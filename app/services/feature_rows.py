@@ -49,6 +49,7 @@ class FeatureRowCache:
         fresh_wait: float = 0.25,
         stale_ok: float = 60.0,
         symbols_ttl: float = 1.0,
+        serve_stale: float = 2.0,
         size: int = ROWS,
     ) -> None:
         from app.data.candles import last_candle_ts, stored_symbols
@@ -59,6 +60,7 @@ class FeatureRowCache:
         self.fresh_wait = fresh_wait  # how long a request waits for a re-read before the last known value
         self.stale_ok = stale_ok  # ... and how old that value may be (older: the request waits)
         self.symbols_ttl = symbols_ttl
+        self.serve_stale = serve_stale  # the event-loop path answers from a read this old, re-reading behind
         self._size = size
         self._rows: OrderedDict[tuple, Inputs] = OrderedDict()
         self._newest: OrderedDict[str, tuple[float, int | None]] = OrderedDict()
@@ -84,11 +86,19 @@ class FeatureRowCache:
 
     # ---- newest candle, without I/O (the event loop) -----------------------------------------------------
     def fresh_newest(self, symbol: str) -> tuple[bool, int | None]:
-        """(known, newest ts) from memory alone: known only when read within the TTL."""
+        """(known, newest ts) from memory alone, never waiting: known when read within the TTL, or within
+        `serve_stale` seconds, in which case a re-read starts in the background (the next request gets it).
+        A request thus never waits for the once-every-TTL re-read; `as_of` says which candle answered."""
         hit = self._newest.get(symbol)
-        if hit is None or time.monotonic() - hit[0] >= self.ttl:
+        if hit is None:
             return False, None
-        return True, hit[1]
+        age = time.monotonic() - hit[0]
+        if age < self.ttl:
+            return True, hit[1]
+        if age < self.serve_stale:
+            self._read_newest(symbol)  # at most one read per symbol at a time, on its own thread
+            return True, hit[1]
+        return False, None
 
     def surely_absent(self, symbol: str) -> bool:
         """True when the symbol list read within the last second does not hold it (no I/O)."""

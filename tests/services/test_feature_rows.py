@@ -16,15 +16,28 @@ def test_newest_candle_is_reread_only_after_the_ttl() -> None:
         reads.append(symbol)
         return newest.get(symbol)
 
-    rows = FeatureRowCache(read, lambda: list(newest), ttl=0.2)
+    rows = FeatureRowCache(read, lambda: list(newest), ttl=0.2, serve_stale=0.5)
 
     assert rows.newest("BTC-USDT") == 1_000
     newest["BTC-USDT"] = 61_000
     assert rows.newest("BTC-USDT") == 1_000 and rows.fresh_newest("BTC-USDT") == (True, 1_000)
     time.sleep(0.25)
-    assert rows.fresh_newest("BTC-USDT") == (False, None)
     assert rows.newest("BTC-USDT") == 61_000
     assert reads == ["BTC-USDT", "BTC-USDT"]
+
+
+def test_the_event_loop_path_never_waits_and_refreshes_behind() -> None:
+    newest = {"BTC-USDT": 1_000}
+    rows = FeatureRowCache(lambda s: newest[s], lambda: list(newest), ttl=0.1, serve_stale=0.4)
+    rows.newest("BTC-USDT")
+    newest["BTC-USDT"] = 61_000
+    time.sleep(0.15)
+
+    assert rows.fresh_newest("BTC-USDT") == (True, 1_000)  # stale but young: answered, re-read started
+    time.sleep(0.1)
+    assert rows.fresh_newest("BTC-USDT") == (True, 61_000)  # the background read landed
+    time.sleep(0.45)
+    assert rows.fresh_newest("BTC-USDT") == (False, None)  # too old to serve without a read
 
 
 def test_an_invented_symbol_is_known_absent_without_a_read() -> None:
