@@ -259,6 +259,9 @@ def main() -> None:
             print(f"in-process {label:32} p50 {1000 * statistics.median(times):.3f} ms")
         if args.profile:
             profile()
+        from app.core.redis import shutdown_embedded
+
+        shutdown_embedded()
         return
     from app.core.redis import redis_url
 
