@@ -78,7 +78,7 @@ def part_cycle(ns: list[int], days: float) -> None:
 
 # ---- api ---------------------------------------------------------------------------------------------
 def _api_setup(names: list[str], train: bool) -> None:
-    """Store 400 candles for each of `names` (enough for the warm-up); first time, train the champion."""
+    """Store 600 candles for each of `names` (the warm-up needs 440); first time, train the champion."""
     from sqlmodel import SQLModel
 
     import app.tables  # noqa: F401
@@ -97,7 +97,7 @@ def _api_setup(names: list[str], train: bool) -> None:
         model = DirectionPredictor(horizon=3).train_on({"BTC-USDT": candles_frame(raw["BTC-USDT"])},
                                                        data_source="simulated")
         set_status(save_model(model, name="direction_scale").name, "active", "benchmark")
-    for symbol, frame in MarketSimulator(12).generate(names, start, 400).items():
+    for symbol, frame in MarketSimulator(12).generate(names, start, 600).items():
         store_candles(symbol, frame, "simulated")
 
 
