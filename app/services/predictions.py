@@ -53,7 +53,7 @@ def check_fresh(entry: CachedModel) -> None:
         )
 
 
-def _needed_1m_bars(entry: CachedModel) -> int:
+def needed_1m_bars(entry: CachedModel) -> int:
     from app.features import required_warmup
     from app.ml.dataset import SCALE_WINDOW
 
@@ -61,7 +61,7 @@ def _needed_1m_bars(entry: CachedModel) -> int:
     return (bars + 1) * (TIMEFRAME_MS[entry.timeframe] // TIMEFRAME_MS["1m"])
 
 
-def _row(
+def feature_row(
     entry: CachedModel, candles: pd.DataFrame, what: str
 ) -> tuple[np.ndarray, dict[str, float] | None, int]:
     """The model's features of the newest candle (checked finite), its close and scale, and its time."""
@@ -79,7 +79,7 @@ def _row(
     return values, context_values(context), int(index_ms(features.index)[-1])
 
 
-def _no_candles(symbol: str) -> NotFound:
+def no_candles(symbol: str) -> NotFound:
     return NotFound(
         f"symbol: no candles stored for {symbol!r}; ingest it (`mlpipe ingest --symbols "
         f"{symbol}`) or send `candles` or `features` in the body"
@@ -90,18 +90,18 @@ def stored_inputs(entry: CachedModel, symbol: str, rows: FeatureRowCache) -> Inp
     """Features of the newest stored candles, computed once per new candle."""
     last = rows.newest(symbol)
     if last is None:
-        raise _no_candles(symbol)
+        raise no_candles(symbol)
     key = (symbol, entry.timeframe, last, entry.features)
     hit = rows.get(key)
     if hit is not None:
         return hit
-    candles = load_candles(symbol, "1m", limit=_needed_1m_bars(entry))
+    candles = load_candles(symbol, "1m", limit=needed_1m_bars(entry))
     if entry.timeframe != "1m":
         from app.features import resample
 
         candles = resample(candles, entry.timeframe)
     try:
-        values, context, as_of = _row(entry, candles, "stored candles")
+        values, context, as_of = feature_row(entry, candles, "stored candles")
     except BadInput as exc:
         raise Unavailable(f"not enough stored history for {symbol}: {exc.message}") from exc
     inputs = Inputs(values, context, as_of, "stored_candles")
@@ -122,7 +122,7 @@ def body_candle_inputs(entry: CachedModel, candles: list[dict[str, Any]]) -> Inp
             f"min(open, close), first at ts={int(index_ms(frame.index[bad.to_numpy()])[0])}"
         )
     try:
-        values, context, as_of = _row(entry, frame, "candles")
+        values, context, as_of = feature_row(entry, frame, "candles")
     except BadInput as exc:
         raise BadInput(
             exc.message if exc.message.startswith("candles") else f"candles: {exc.message}"
@@ -176,10 +176,10 @@ def memory_inputs(entry: CachedModel, request: PredictInput, rows: FeatureRowCac
     known, last = rows.fresh_newest(request.symbol)
     if not known:
         if rows.surely_absent(request.symbol):
-            raise _no_candles(request.symbol)
+            raise no_candles(request.symbol)
         return None
     if last is None:
-        raise _no_candles(request.symbol)
+        raise no_candles(request.symbol)
     return rows.get((request.symbol, entry.timeframe, last, entry.features))
 
 

@@ -55,12 +55,12 @@ def event_id(as_of_ms: int, index: int) -> str:
 
 def _inputs_at(entry: CachedModel, symbol: str, ts: int) -> Inputs:
     """The inputs of the candle at `ts` from the candles stored up to it (a replayed candle)."""
-    candles = load_candles(symbol, "1m", end_ts=ts, limit=predictions._needed_1m_bars(entry))
+    candles = load_candles(symbol, "1m", end_ts=ts, limit=predictions.needed_1m_bars(entry))
     if entry.timeframe != "1m":
         from app.features import resample
 
         candles = resample(candles, entry.timeframe)
-    values, context, as_of = predictions._row(entry, candles, "stored candles")
+    values, context, as_of = predictions.feature_row(entry, candles, "stored candles")
     return Inputs(values, context, as_of, "stored_candles")
 
 
@@ -98,7 +98,7 @@ def _symbol_events(
 ) -> list[tuple[int, dict[str, Any]]]:
     newest = rows.newest(symbol)
     if newest is None:
-        raise predictions._no_candles(symbol)
+        raise predictions.no_candles(symbol)
     after = cursor.after.get(symbol)
     if after is not None and newest <= after:
         return []
