@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -142,6 +142,61 @@ class Client:
         return self._request(
             "POST", f"/predict/{model_or_kind}", body=self._prediction_body(symbol, candles, features)
         )
+
+    def predict_many(self, model_or_kind: str, symbols: Sequence[str]) -> list[dict[str, Any]]:
+        """One prediction per symbol (latest stored candles), in order, in one call (at most 100 symbols).
+
+        A symbol the server cannot answer comes back as `{"symbol", "status", "error"}` in its place; the
+        others still answer.
+        """
+        body = {"symbols": list(symbols)}
+        return self._request("POST", f"/predict/{model_or_kind}", body=body)["predictions"]
+
+    def stream(
+        self,
+        model_or_kind: str,
+        symbols: Sequence[str],
+        last_event_id: str | None = None,
+        *,
+        reconnect: bool = True,
+        read_timeout: float = 60.0,
+    ) -> Iterator[dict[str, Any]]:
+        """Each new answer as the server pushes it when a candle closes (GET /stream/predictions):
+        `{"event": "prediction" | "error", "id": ..., "data": {...}}`, oldest first.
+
+        After a dropped connection it reconnects with `Last-Event-ID`, so no answer is missed; pass the last
+        id you handled as `last_event_id` to resume a stream of an earlier run. The server pings every 15 s,
+        so a silence longer than `read_timeout` is a dead connection.
+        """
+        from httpx_sse import connect_sse  # only streams need it
+
+        params = {"model": model_or_kind, "symbols": ",".join(symbols)}
+        timeout = httpx.Timeout(self._http.timeout.connect, read=read_timeout)
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if last_event_id:
+                headers["Last-Event-ID"] = last_event_id
+            try:
+                with connect_sse(
+                    self._http, "GET", "/stream/predictions", params=params, headers=headers, timeout=timeout
+                ) as source:
+                    if source.response.is_error:
+                        source.response.read()
+                        detail, payload = _detail(source.response)
+                        raise ClientError(source.response.status_code, detail, payload)
+                    for sse in source.iter_sse():
+                        if sse.event not in ("prediction", "error"):
+                            continue
+                        if sse.id:
+                            last_event_id = sse.id
+                        yield {"event": sse.event, "id": sse.id or None, "data": sse.json()}
+            except httpx.TransportError as exc:
+                if not reconnect:
+                    raise ClientError(None, f"the stream from {self.base_url} broke: {exc}") from exc
+                time.sleep(1.0)
+                continue
+            if not reconnect:
+                return
 
     def ensemble_predict(
         self,

@@ -19,6 +19,7 @@ from app.api.routes import metrics as metrics_routes
 from app.api.routes import models as model_routes
 from app.api.routes import predict as predict_routes
 from app.api.routes import replays as replay_routes
+from app.api.routes import stream as stream_routes
 from app.api.routes import tuning as tuning_routes
 from app.core.config import get_settings
 from app.core.logging import configure_logging
@@ -53,6 +54,9 @@ async def _start_model_cache() -> None:
 
         get_logger(__name__).error("model_cache_not_loaded", error=str(exc))
     cache.start()
+    from app.services.key_events import watcher
+
+    watcher.start()
 
 
 def _start_feature_workers() -> None:
@@ -65,12 +69,16 @@ async def _stop_model_cache() -> None:
     from starlette.concurrency import run_in_threadpool
 
     from app.api.routes.features import stop_workers
+    from app.core.metrics import process_exiting
+    from app.services.key_events import watcher
     from app.services.prediction_log import get_prediction_log
     from app.store.cache import get_cache
 
     get_cache().stop()
+    watcher.stop(timeout=1.0)
     stop_workers()
     await run_in_threadpool(get_prediction_log().stop)
+    process_exiting()
 
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # ~10,000 candles; anything larger is a 413, never read into memory
@@ -88,6 +96,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
     app.include_router(predict_routes.router)
+    app.include_router(stream_routes.router)
     app.include_router(model_routes.router)
     app.include_router(feature_routes.router)
     app.include_router(ensemble_routes.router)

@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 KEY = "mlp_bench_predict_key_0123456789"
+BATCH = ["BTC-USDT"] + [f"S{i:02d}-USDT" for i in range(1, 50)]  # 50 symbols in one call
 
 
 def bench_app():  # noqa: ANN201 - uvicorn factory
@@ -58,6 +59,9 @@ def _setup() -> tuple[dict, list[float]]:
     SQLModel.metadata.create_all(get_engine())
     raw = MarketSimulator(11).generate(["BTC-USDT"], 1_767_225_600_000, 2000)
     store_candles("BTC-USDT", raw["BTC-USDT"], "simulated")
+    others = MarketSimulator(12).generate(BATCH[1:], 1_767_225_600_000 + 1000 * 60_000, 1000)
+    for symbol, frame in others.items():  # the batch scenario's other 49 symbols, 1000 candles each
+        store_candles(symbol, frame, "simulated")
     candles = {"BTC-USDT": candles_frame(raw["BTC-USDT"])}
     model = DirectionPredictor(n_estimators=100, max_depth=6, horizon=3).train_on(
         candles, data_source="simulated"
@@ -67,19 +71,124 @@ def _setup() -> tuple[dict, list[float]]:
     record = save_model(model, name="direction_bench")
     set_status(record.name, "active", "benchmark")
     features = ds.X.iloc[-1].to_dict()
-    # the in-process model call alone, on the same row the server computes
-    from app.ml.dataset import latest_rows
     from app.services.models import load_model
 
     loaded = load_model(record.name)
-    row, _ = latest_rows(loaded, candles["BTC-USDT"])
-    tail = candles["BTC-USDT"].iloc[-61:]
+    if os.environ.get("BENCH_SKIP_IN_PROCESS") == "1":
+        return features, {}
+    return features, _in_process(loaded, candles)
+
+
+def _time(call, n: int = 300) -> list[float]:  # noqa: ANN001
+    for _ in range(30):
+        call()
     times = []
-    for _ in range(300):
+    for _ in range(n):
         t = time.perf_counter()
-        loaded.answer(row, tail)
+        call()
         times.append(time.perf_counter() - t)
-    return features, times
+    return sorted(times)
+
+
+def _in_process(direction, candles: dict) -> dict[str, list[float]]:  # noqa: ANN001
+    """The model call alone for every kind (default hyperparameters), on the row the server computes;
+    and the whole in-memory service call (model cache, feature-row cache, answer, log entry)."""
+    from app.ml.base import context_values
+    from app.ml.dataset import latest_rows
+    from app.ml.kinds import MomentumClassifier, PricePredictor, RiskScorer, VolatilityRegressor
+
+    out: dict[str, list[float]] = {}
+    for model in (direction, MomentumClassifier(), RiskScorer(), VolatilityRegressor(), PricePredictor()):
+        if model is not direction:
+            model.train_on(candles, data_source="simulated")
+        row, context = latest_rows(model, candles["BTC-USDT"])
+        values = row[list(model.feature_names_)].to_numpy("float64")[0]
+        ctx = context_values(context)
+        out[f"{model.kind}.answer_values"] = _time(lambda m=model, v=values, c=ctx: m.answer_values(v, c))
+    tail = candles["BTC-USDT"].iloc[-61:]
+    frame_row = latest_rows(direction, candles["BTC-USDT"])[0]
+    out["direction.answer (frame in)"] = _time(lambda: direction.answer(frame_row, tail))
+    out["service predict_in_memory"] = _service_times()
+    return out
+
+
+def _service(n: int):  # noqa: ANN202
+    from app.services import predictions
+    from app.services.feature_rows import FeatureRowCache
+    from app.store.cache import ModelCache
+
+    cache, rows = ModelCache(), FeatureRowCache()
+    cache.reload("bench")
+    request = predictions.PredictInput(symbol="BTC-USDT")
+    predictions.predict(cache, rows, "direction", request)  # computes and caches the features
+    rows.ttl = 3600.0  # the newest-candle read stays fresh for the whole measurement
+
+    def call() -> None:
+        assert predictions.predict_in_memory(cache, rows, "direction", request) is not None
+
+    return call
+
+
+def _service_times() -> list[float]:
+    return _time(_service(300))
+
+
+def _asgi_calls(method: str, path: str, body: dict | None, n: int) -> float:
+    """Seconds per request through the app's ASGI stack in this process (no sockets, no uvicorn)."""
+    import json
+
+    from app.store.cache import get_cache
+
+    app = bench_app()
+    get_cache().reload("bench")
+    payload = json.dumps(body).encode() if body is not None else b""
+    headers = [(b"x-api-key", KEY.encode()), (b"content-type", b"application/json"),
+               (b"content-length", str(len(payload)).encode())]
+    scope = {"type": "http", "http_version": "1.1", "method": method, "path": path, "raw_path": path.encode(),
+             "query_string": b"", "headers": headers, "scheme": "http", "server": ("127.0.0.1", 80),
+             "client": ("127.0.0.1", 1), "root_path": "", "app": app}
+
+    async def run() -> float:
+        async def receive() -> dict:
+            return {"type": "http.request", "body": payload, "more_body": False}
+
+        async def send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                assert message["status"] == 200, message
+
+        for _ in range(200):
+            await app(dict(scope), receive, send)
+        start = time.perf_counter()
+        for _ in range(n):
+            await app(dict(scope), receive, send)
+        return (time.perf_counter() - start) / n
+
+    return asyncio.run(run())
+
+
+def profile(n: int = 20_000) -> None:
+    """Where the time of the in-memory service call goes (cProfile, sorted by own time)."""
+    import cProfile
+    import pstats
+
+    call = _service(n)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(n):
+        call()
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(18)
+    bare = _asgi_calls("GET", "/bench/constant", None, 3000)
+    served = _asgi_calls("POST", "/predict/direction", {"symbol": "BTC-USDT"}, 3000)
+    print(f"through the ASGI app in process: bare {1e3 * bare:.3f} ms, predict (cached features) "
+          f"{1e3 * served:.3f} ms, difference {1e3 * (served - bare):.3f} ms")
+    if os.environ.get("BENCH_PROFILE_ASGI") != "1":
+        return
+    profiler = cProfile.Profile()
+    profiler.enable()
+    _asgi_calls("POST", "/predict/direction", {"symbol": "BTC-USDT"}, 3000)
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
 
 
 def _free_port() -> int:
@@ -95,7 +204,7 @@ async def _run(url: str, method: str, path: str, body: dict | None, concurrency:
     errors = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, limits=limits, headers={"X-API-Key": KEY}, timeout=30) as http:
-        for _ in range(20):  # warm-up (and the first feature computation)
+        for _ in range(5):  # warm-up (and the first feature computation)
             await http.request(method, path, json=body)
         remaining = total
 
@@ -104,7 +213,11 @@ async def _run(url: str, method: str, path: str, body: dict | None, concurrency:
             while remaining > 0:
                 remaining -= 1
                 t = time.perf_counter()
-                r = await http.request(method, path, json=body)
+                try:
+                    r = await http.request(method, path, json=body)
+                except httpx.TransportError:  # counted, not fatal: a dropped connection is a failed request
+                    errors += 1
+                    continue
                 latencies.append(time.perf_counter() - t)
                 if r.status_code != 200:
                     errors += 1
@@ -112,12 +225,16 @@ async def _run(url: str, method: str, path: str, body: dict | None, concurrency:
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
-    latencies.sort()
+    return {"latencies": latencies, "elapsed": elapsed, "errors": errors}
+
+
+def _summary(parts: list[dict]) -> dict:
+    latencies = sorted(x for p in parts for x in p["latencies"])
     return {
         "p50_ms": 1000 * statistics.median(latencies),
         "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
-        "rps": len(latencies) / elapsed,
-        "errors": errors,
+        "rps": len(latencies) / sum(p["elapsed"] for p in parts),
+        "errors": sum(p["errors"] for p in parts),
     }
 
 
@@ -126,14 +243,32 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--requests", type=int, default=1000, help="requests per scenario at concurrency 32")
+    parser.add_argument("--profile", action="store_true", help="also profile the in-memory service call")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of every scenario")
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds to wait after the API is up")
+    parser.add_argument("--workers", type=int, default=1, help="API processes (as `mlpipe api --workers`)")
+    parser.add_argument("--in-process", action="store_true", help="only the in-process figures (no server)")
     args = parser.parse_args()
     store = Path(tempfile.mkdtemp(prefix="mlpipe-bench-"))
     os.environ.setdefault("MODEL_STORE_DIR", str(store))
     os.environ["PREDICT_API_KEY"] = KEY
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     features, model_times = _setup()
+    if args.in_process:
+        for label, times in model_times.items():
+            print(f"in-process {label:32} p50 {1000 * statistics.median(times):.3f} ms")
+        if args.profile:
+            profile()
+        from app.core.redis import shutdown_embedded
+
+        shutdown_embedded()
+        return
     from app.core.redis import redis_url
 
+    if args.workers > 1:
+        from app.core.metrics import prepare_multiprocess_dir
+
+        prepare_multiprocess_dir()  # as `mlpipe api --workers N` does
     env = {**os.environ, "REDIS_URL": redis_url(), "PYTHONPATH": str(ROOT)}
     port = _free_port()
     server = subprocess.Popen(
@@ -148,6 +283,8 @@ def main() -> None:
             "--log-level",
             "warning",
             "--no-access-log",
+            "--workers",
+            str(args.workers),
         ],
         cwd=ROOT,
         env=env,
@@ -162,6 +299,7 @@ def main() -> None:
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
+        time.sleep(args.settle)  # the API's feature processes finish importing before anything is timed
         scenarios = [
             ("bare constant", "GET", "/bench/constant", None),
             ("predict, server-side features", "POST", "/predict/direction", {"symbol": "BTC-USDT"}),
@@ -174,24 +312,37 @@ def main() -> None:
         ]
         rows = []
         for concurrency, total in ((1, max(200, args.requests // 4)), (32, args.requests)):
-            for label, method, path, body in scenarios:
-                result = asyncio.run(_run(url, method, path, body, concurrency, total))
-                rows.append((label, concurrency, result))
+            chosen = scenarios + (
+                [("predict, 50 symbols in one call", "POST", "/predict/direction", {"symbols": BATCH})]
+                if concurrency == 1 else []
+            )
+            # Interleaved rounds: on a shared machine the load drifts, and each scenario sees the same drift.
+            parts: dict[str, list[dict]] = {label: [] for label, *_ in chosen}
+            for _ in range(args.rounds):
+                for label, method, path, body in chosen:
+                    n = max(20, total // args.rounds)
+                    parts[label].append(asyncio.run(_run(url, method, path, body, concurrency, n)))
+            rows += [(label, concurrency, _summary(parts[label])) for label, *_ in chosen]
     finally:
         server.terminate()
         server.wait(timeout=10)
         from app.core.redis import shutdown_embedded
 
+        if args.profile:
+            profile()
         shutdown_embedded()  # the embedded Redis this run started, if any
-    model_times.sort()
-    print(
-        f"in-process model.answer alone: p50 {1000 * statistics.median(model_times):.3f} ms, "
-        f"p99 {1000 * model_times[int(0.99 * (len(model_times) - 1))]:.3f} ms"
-    )
+    for label, times in model_times.items():
+        print(
+            f"in-process {label:32} p50 {1000 * statistics.median(times):.3f} ms, "
+            f"p99 {1000 * times[int(0.99 * (len(times) - 1))]:.3f} ms"
+        )
     print(f"{'scenario':34} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'errors':>6}")
     bare = {c: r["rps"] for label, c, r in rows if label == "bare constant"}
+    single = {c: r["p50_ms"] for label, c, r in rows if label == "predict, server-side features"}
     for label, c, r in rows:
         share = f"  ({100 * r['rps'] / bare[c]:.0f}% of bare)" if label != "bare constant" else ""
+        if "50 symbols" in label:
+            share = f"  (p50 {r['p50_ms'] / single[c]:.1f}x one symbol's)"
         print(
             f"{label:34} {c:>4} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['rps']:>8.0f} {r['errors']:>6}"
             f"{share}"

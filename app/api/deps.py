@@ -1,4 +1,4 @@
-"""Annotated dependencies for routes: a database session and the two API-key levels.
+"""Annotated dependencies for routes: a database session, the serving caches and the two API-key levels.
 
 Keys travel as `Authorization: Bearer <key>` or `X-API-Key: <key>` (DESIGN section 1). Both schemes are
 declared, so the OpenAPI page at /docs offers an Authorize button for either.
@@ -16,6 +16,8 @@ from sqlmodel import Session
 
 from app.core.db import session_scope
 from app.services import keys
+from app.services.feature_rows import FeatureRowCache, get_feature_rows
+from app.store.cache import ModelCache, get_cache
 
 
 def get_session() -> Iterator[Session]:
@@ -25,6 +27,18 @@ def get_session() -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+async def _model_cache() -> ModelCache:  # async: a plain function would cost a thread hop per request
+    return get_cache()
+
+
+async def _feature_rows() -> FeatureRowCache:
+    return get_feature_rows()
+
+
+CacheDep = Annotated[ModelCache, Depends(_model_cache)]
+FeatureRowsDep = Annotated[FeatureRowCache, Depends(_feature_rows)]
 
 _bearer = HTTPBearer(
     auto_error=False,

@@ -25,6 +25,7 @@ PATTERN_HINTS = {
     TEXT_PATTERN: "printable text without NUL or control characters",
 }
 MAX_CANDLES = 5000
+MAX_SYMBOLS = 100  # symbols in one POST /predict/{model} (documented in the README)
 MAX_PRICE = 1e12  # far above any quoted price, far below where rolling variances overflow
 MAX_VOLUME = 1e18
 MAX_FEATURE = 1e15
@@ -53,7 +54,8 @@ class CandleIn(BaseModel):
 
 class PredictRequest(BaseModel):
     """`symbol` alone uses the latest stored candles; or send `candles` (at the model's timeframe, oldest
-    first, enough for the features' warm-up) or `features` (one value per feature the model uses)."""
+    first, enough for the features' warm-up) or `features` (one value per feature the model uses); or
+    `symbols` (up to 100, stored candles) for one answer per symbol, in order."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -61,11 +63,16 @@ class PredictRequest(BaseModel):
             "examples": [
                 {"symbol": "BTC-USDT"},
                 {"symbol": "BTC-USDT", "features": {"returns": 0.0004, "rsi_14": 61.2}},
+                {"symbols": ["BTC-USDT", "ETH-USDT"]},
             ]
         },
     )
 
-    symbol: Symbol = Field(description="market, BASE-QUOTE")
+    symbol: Symbol | None = Field(default=None, description="market, BASE-QUOTE")
+    symbols: list[Symbol] | None = Field(
+        default=None, min_length=1, max_length=MAX_SYMBOLS,
+        description=f"many markets (at most {MAX_SYMBOLS}), each answered from its latest stored candles",
+    )
     candles: list[CandleIn] | None = Field(default=None, min_length=1, max_length=MAX_CANDLES)
     features: dict[FeatureName, FeatureValue] | None = Field(default=None, max_length=500)
     as_of: int | None = Field(
@@ -77,6 +84,11 @@ class PredictRequest(BaseModel):
     def _one_input(self) -> PredictRequest:
         if self.candles is not None and self.features is not None:
             raise ValueError("candles: send either `candles` or `features`, not both")
+        if (self.symbol is None) == (self.symbols is None):
+            raise ValueError("symbol: send `symbol` (one market) or `symbols` (a list), exactly one of them")
+        if self.symbols is not None and (self.candles is not None or self.features is not None):
+            raise ValueError("symbols: many symbols are answered from stored candles; send `candles` or "
+                             "`features` with one `symbol`")
         return self
 
 
@@ -114,6 +126,29 @@ class Prediction(BaseModel):
                                 "naive baseline (DESIGN 5)")
     skill_interval: list[float] | None = Field(default=None, description="95% block-bootstrap interval")
     beats_baseline: bool | None = Field(default=None, description="the interval's lower end is above 0")
+
+
+class SymbolError(BaseModel):
+    """One symbol of a batch that could not be answered: the status and reason a single call would give."""
+
+    symbol: str
+    status: int = Field(examples=[404])
+    error: str = Field(examples=["symbol: no candles stored for 'NOPE-USDT'"])
+
+
+class BatchPrediction(BaseModel):
+    """One entry per symbol asked for, in order: an answer, or that symbol's error."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "model": "direction_xgb_003", "kind": "direction", "version": 3,
+        "predictions": [_PREDICTION_EXAMPLE, {"symbol": "NOPE-USDT", "status": 404,
+                                              "error": "symbol: no candles stored for 'NOPE-USDT'"}],
+    }]})
+
+    model: str
+    kind: Kind
+    version: int
+    predictions: list[Prediction | SymbolError]
 
 
 _MEMBER_EXAMPLE = {k: v for k, v in _PREDICTION_EXAMPLE.items() if k != "symbol"} | {"symbol": "BTC-USDT"}

@@ -43,15 +43,31 @@ def migrate(
 
 
 @app.command()
-def api(host: str = HOST_OPTION, port: int = PORT_OPTION) -> None:
-    """Serve the HTTP API (uvicorn); it holds the active models in memory."""
+def api(
+    host: str = HOST_OPTION,
+    port: int = PORT_OPTION,
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=64,
+        help="API processes (uvicorn workers) sharing the port; each holds the models in memory",
+    ),
+) -> None:
+    """Serve the HTTP API (uvicorn); it holds the active models in memory.
+
+    With --workers N > 1, every process hot-reloads models and drops revoked keys on the same Redis
+    events, and /metrics sums over the processes (PROMETHEUS_MULTIPROC_DIR is set to a fresh directory
+    unless it is set already; its old samples are removed).
+    """
     import uvicorn
 
+    from app.core.metrics import prepare_multiprocess_dir
+
     settings = get_settings()
+    if workers > 1:
+        typer.echo(f"{workers} API processes; metrics summed in {prepare_multiprocess_dir()}")
     # SIGTERM: requests in flight get API_SHUTDOWN_SECONDS, then the process exits (every call they make to
     # Redis or the database has its own timeout, so none can hold the shutdown longer)
     uvicorn.run("app.main:app", host=host, port=port, log_level=settings.log_level.lower(),
-                timeout_graceful_shutdown=settings.api_shutdown_seconds)
+                timeout_graceful_shutdown=settings.api_shutdown_seconds, workers=workers)
 
 
 @app.command()

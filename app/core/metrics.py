@@ -183,6 +183,28 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")
 
 
+def prepare_multiprocess_dir() -> str:
+    """Before several API processes start: PROMETHEUS_MULTIPROC_DIR (a fresh temporary directory unless
+    set), emptied of earlier runs' samples, in the environment the processes inherit."""
+    import glob
+    import tempfile
+
+    path = multiprocess_dir() or tempfile.mkdtemp(prefix="mlpipe-metrics-")
+    os.makedirs(path, exist_ok=True)
+    for stale in glob.glob(os.path.join(path, "*.db")):
+        os.remove(stale)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
+
+
+def process_exiting() -> None:
+    """An API process stops: its live gauges leave the multiprocess sum (what gunicorn's child_exit does)."""
+    if multiprocess_dir():
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid())
+
+
 def render_metrics(accept: str | None = None) -> tuple[bytes, str]:
     """The exposition body and its content type (Prometheus text unless the scraper asks for OpenMetrics)."""
     registry: CollectorRegistry = REGISTRY

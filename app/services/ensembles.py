@@ -12,7 +12,7 @@ import re
 import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,9 +23,13 @@ from app.core.db import session_scope
 from app.core.errors import BadInput, Conflict, NotFound, Unavailable
 from app.core.logging import get_logger
 from app.ml.ensembles import EnsemblePredictor, beats_members
+from app.services.feature_rows import FeatureRowCache
 from app.store.cache import ModelCache
 from app.store.objects import object_store
 from app.tables.ensembles import ENSEMBLE_STATUSES, EnsembleRecord
+
+if TYPE_CHECKING:
+    from app.services.predictions import PredictInput
 
 log = get_logger(__name__)
 FILE_PATTERN = re.compile(r"^ensemble_(\d{3,})\.json$")
@@ -191,8 +195,11 @@ def get_ensemble(id_or_name: str | int, *, register: bool = False) -> EnsembleRe
     return record
 
 
-def predict(cache: ModelCache, id_or_name: str, body: Any) -> dict[str, Any]:
-    """Each member answers on its own features; the blend follows the ensemble's method."""
+def predict(
+    cache: ModelCache, rows: FeatureRowCache, id_or_name: str, request: PredictInput
+) -> dict[str, Any]:
+    """Each member answers on its own features, through the single predict path; the blend follows the
+    ensemble's method."""
     from app.core.metrics import observe_prediction
     from app.services import predictions
 
@@ -201,10 +208,9 @@ def predict(cache: ModelCache, id_or_name: str, body: Any) -> dict[str, Any]:
     entries = _members(cache, record.models)
     members = []
     for entry in entries:
-        predictions.check_fresh(entry)
-        inputs = predictions.resolve_inputs(entry, body)
-        members.append(predictions.answer_with(entry, inputs, body.symbol))
-        predictions.log_served(entry, members[-1], inputs, ensemble_id=record.id)
+        member = predictions.answer_for(entry, request, rows, ensemble_id=record.id)
+        assert member is not None
+        members.append(member)
     predictor = _predictor(record, entries)
     raw = [predictions.answer_fields(record.kind, _answer_of(record.kind, m)) for m in members]
     blended = predictions.answer_fields(
@@ -217,7 +223,7 @@ def predict(cache: ModelCache, id_or_name: str, body: Any) -> dict[str, Any]:
         "ensemble_id": record.id,
         "kind": record.kind,
         "method": record.method,
-        "symbol": body.symbol,
+        "symbol": request.symbol,
         "as_of": max(m["as_of"] for m in members),
         "members": members,
     }

@@ -129,7 +129,8 @@ def verify(key: str | None) -> Role | None:
     """The role a key grants, or None for an unknown or revoked key.
 
     The key is looked up by its hash, so no secret is ever compared byte by byte. Valid answers are cached
-    for CACHE_TTL_SECONDS (a revoked key stops working in this process at once, in others within the TTL).
+    for CACHE_TTL_SECONDS (a revoked key stops working in this process at once, in others when the
+    revocation event reaches them, `app.services.key_events`, at the latest within the TTL).
     Keys are checked against a snapshot of the valid ones, re-read at most once per SNAPSHOT_SECONDS: a
     flood of bad keys, one or a million distinct guesses, costs one small query a second and no memory
     per guess. While the database does not answer, a key verified within STALE_OK_SECONDS keeps its
@@ -196,6 +197,9 @@ def revoke(prefix_or_key: str) -> ApiKey:
         row.revoked = True
         session.add(row)
     clear_cache()
+    from app.services.key_events import notify_keys_changed
+
+    notify_keys_changed(row.prefix)  # the other API processes forget the key now, not within the TTL
     log.info("api_key_revoked", role=row.role, prefix=row.prefix)
     return row
 

@@ -1,18 +1,17 @@
 """The predict use case: which model, which inputs, the answer, and its provenance.
 
-route -> `predict()` -> cache (model in memory) -> features (cached per symbol, timeframe and newest
-stored candle, so repeated requests between two candles compute nothing) -> model.answer -> provenance,
-dissimilarity index, and a log entry handed to a background thread.
+route -> `predict_in_memory()` (no I/O, on the event loop) or `predict()` (threads) -> `answer_for()`, the
+one path every answer takes (single calls, batches, streams and ensemble members): the model from the
+cache, inputs from the feature-row cache (computed once per symbol, timeframe and newest stored candle) or
+the body -> `model.answer_values` -> provenance, dissimilarity index, and a log entry handed to a
+background thread. Services take plain values (`PredictInput`), never the API's request models.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import threading
 import time
 import uuid
-from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,55 +19,27 @@ import numpy as np
 import pandas as pd
 
 from app.core.config import get_settings
-from app.core.errors import BadInput, NotFound, Unavailable
-from app.data.candles import last_candle_ts, load_candles, stored_symbols
+from app.core.errors import BadInput, MLPipeError, NotFound, Unavailable
+from app.data.candles import load_candles
 from app.data.frames import TIMEFRAME_MS, candles_frame, index_ms
+from app.services.feature_rows import FeatureRowCache, Inputs
 from app.store.cache import CachedModel, ModelCache
-
-_FEATURE_CACHE_SIZE = 512
 
 
 @dataclass(frozen=True)
-class Inputs:
-    features: pd.DataFrame  # one row, the model's features in its order
-    candles: pd.DataFrame | None  # the newest candles up to that row: the answer's close/volatility context
-    as_of_ms: int
-    source: str  # stored_candles | candles | features
-    scorable: bool = True  # the candle time is known, so the outcome can be looked up later
-    context: pd.DataFrame | None = None  # close and volatility of that candle, computed once per candle
+class PredictInput:
+    """One request's inputs: a symbol, and optionally raw candles or feature values instead of stored ones."""
 
-    def with_context(self) -> Inputs:
-        if self.candles is None or self.candles.empty:
-            return self
-        from app.ml.dataset import context_frame
+    symbol: str
+    candles: list[dict[str, Any]] | None = None  # raw OHLCV rows with `ts`, oldest first
+    features: dict[str, float] | None = None
+    as_of: int | None = None  # with `features`: the candle open time (ms) they belong to
 
-        return replace(self, context=context_frame(self.candles).iloc[[-1]])
-
-
-class _FeatureRows:
-    """Latest feature rows keyed by (symbol, timeframe, newest stored 1m candle, features)."""
-
-    def __init__(self, size: int = _FEATURE_CACHE_SIZE) -> None:
-        self._rows: OrderedDict[tuple, Inputs] = OrderedDict()
-        self._lock = threading.Lock()
-        self._size = size
-
-    def get(self, key: tuple) -> Inputs | None:
-        return self._rows.get(key)
-
-    def put(self, key: tuple, value: Inputs) -> None:
-        with self._lock:
-            self._rows[key] = value
-            while len(self._rows) > self._size:
-                self._rows.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._rows.clear()
-            _last_ts.clear()
-
-
-feature_rows = _FeatureRows()
+    @property
+    def given(self) -> str:
+        if self.candles is not None:
+            return "candles"
+        return "features" if self.features is not None else "symbol"
 
 
 def check_fresh(entry: CachedModel) -> None:
@@ -82,7 +53,7 @@ def check_fresh(entry: CachedModel) -> None:
         )
 
 
-def _needed_1m_bars(entry: CachedModel) -> int:
+def needed_1m_bars(entry: CachedModel) -> int:
     from app.features import required_warmup
     from app.ml.dataset import SCALE_WINDOW
 
@@ -90,132 +61,56 @@ def _needed_1m_bars(entry: CachedModel) -> int:
     return (bars + 1) * (TIMEFRAME_MS[entry.timeframe] // TIMEFRAME_MS["1m"])
 
 
-def _rows(entry: CachedModel, candles: pd.DataFrame, what: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from app.ml.dataset import SCALE_WINDOW, latest_rows
+def feature_row(
+    entry: CachedModel, candles: pd.DataFrame, what: str
+) -> tuple[np.ndarray, dict[str, float] | None, int]:
+    """The model's features of the newest candle (checked finite), its close and scale, and its time."""
+    from app.ml.base import context_values
+    from app.ml.dataset import latest_rows
 
-    features, _context = latest_rows(entry.model, candles)
-    values = features[list(entry.features)].to_numpy(dtype="float64")
+    features, context = latest_rows(entry.model, candles)
+    values = features[list(entry.features)].to_numpy(dtype="float64")[0]
     if not np.isfinite(values).all():
-        bad = [c for c, v in zip(entry.features, values[0], strict=True) if not np.isfinite(v)]
+        bad = [c for c, v in zip(entry.features, values, strict=True) if not np.isfinite(v)]
         raise BadInput(
             f"{what}: features {bad} are undefined on the newest candle (too short or flat a "
             f"history); send more candles"
         )
-    return features[list(entry.features)], candles.iloc[-(SCALE_WINDOW + 1) :]
+    return values, context_values(context), int(index_ms(features.index)[-1])
 
 
-_LAST_TS_TTL = 0.5
-_LAST_TS_SIZE = 4096  # symbols remembered: requests naming many symbols cannot grow memory
-_last_ts: OrderedDict[str, tuple[float, int | None]] = OrderedDict()
-
-
-_FRESH_WAIT_SECONDS = 0.25  # how long a request waits for the re-read before it uses the last known value
-_STALE_OK_SECONDS = 60.0  # ... and how old that value may be (older: the request waits for the database)
-_reads: dict[str, tuple[float, concurrent.futures.Future[int | None]]] = {}  # symbol -> (started, read)
-_reads_lock = threading.Lock()
-
-
-def _read_newest(symbol: str) -> concurrent.futures.Future[int | None]:
-    """One re-read per symbol at a time, on its own daemon thread (a hung database blocks only it)."""
-    with _reads_lock:
-        running = _reads.get(symbol)
-        if running is not None:
-            return running[1]
-        future: concurrent.futures.Future[int | None] = concurrent.futures.Future()
-        _reads[symbol] = (time.monotonic(), future)
-
-    def read() -> None:
-        try:
-            value = last_candle_ts(symbol)
-            _last_ts[symbol] = (time.monotonic(), value)
-            if len(_last_ts) > _LAST_TS_SIZE:
-                _last_ts.popitem(last=False)
-            future.set_result(value)
-        except BaseException as exc:  # handed to the waiting request (a 503), or dropped if none waits
-            future.set_exception(exc)
-        finally:
-            with _reads_lock:
-                _reads.pop(symbol, None)
-
-    threading.Thread(target=read, name="newest-candle", daemon=True).start()
-    return future
-
-
-_SYMBOLS_SECONDS = 1.0
-_symbols: tuple[float, frozenset[str]] = (float("-inf"), frozenset())
-_symbols_lock = threading.Lock()
-
-
-def _may_have_candles(symbol: str) -> bool:
-    """False only when no candles are stored for the symbol, per a list re-read at most once a second
-    (requests naming invented symbols cost no query each; a symbol ingested a moment ago is found)."""
-    global _symbols
-    if symbol in _symbols[1]:
-        return True
-    with _symbols_lock:
-        read_at, known = _symbols
-        if time.monotonic() - read_at >= _SYMBOLS_SECONDS:
-            known = frozenset(stored_symbols())
-            _symbols = (time.monotonic(), known)
-    return symbol in known
-
-
-def _newest_ts(symbol: str) -> int | None:
-    """The newest stored 1m candle, re-read at most every half second (candles arrive once a minute).
-
-    While the database is slow or down, a symbol read in the last minute is answered from its last known
-    candle after a quarter of a second, so predictions from cached inputs stay fast (`as_of` says which
-    candle they are from); one never read waits for the database, within its timeouts.
-    """
-    hit = _last_ts.get(symbol)
-    age = time.monotonic() - hit[0] if hit is not None else None
-    if hit is not None and age < _LAST_TS_TTL:
-        return hit[1]
-    if hit is None and not _may_have_candles(symbol):
-        return None
-    future = _read_newest(symbol)
-    if hit is None or age >= _STALE_OK_SECONDS:
-        return future.result()
-    started = _reads.get(symbol, (time.monotonic(), None))[0]
-    wait = max(0.0, _FRESH_WAIT_SECONDS - (time.monotonic() - started))  # one wait per slow read, not each
-    try:
-        return future.result(timeout=wait)
-    except Exception:  # noqa: BLE001 - slow (TimeoutError) or down: the last known candle answers
-        return hit[1]
-
-
-def _no_candles(symbol: str) -> NotFound:
+def no_candles(symbol: str) -> NotFound:
     return NotFound(
         f"symbol: no candles stored for {symbol!r}; ingest it (`mlpipe ingest --symbols "
         f"{symbol}`) or send `candles` or `features` in the body"
     )
 
 
-def stored_inputs(entry: CachedModel, symbol: str) -> Inputs:
+def stored_inputs(entry: CachedModel, symbol: str, rows: FeatureRowCache) -> Inputs:
     """Features of the newest stored candles, computed once per new candle."""
-    last = _newest_ts(symbol)
+    last = rows.newest(symbol)
     if last is None:
-        raise _no_candles(symbol)
+        raise no_candles(symbol)
     key = (symbol, entry.timeframe, last, entry.features)
-    hit = feature_rows.get(key)
+    hit = rows.get(key)
     if hit is not None:
         return hit
-    candles = load_candles(symbol, "1m", limit=_needed_1m_bars(entry))
+    candles = load_candles(symbol, "1m", limit=needed_1m_bars(entry))
     if entry.timeframe != "1m":
         from app.features import resample
 
         candles = resample(candles, entry.timeframe)
     try:
-        features, tail = _rows(entry, candles, "stored candles")
+        values, context, as_of = feature_row(entry, candles, "stored candles")
     except BadInput as exc:
         raise Unavailable(f"not enough stored history for {symbol}: {exc.message}") from exc
-    inputs = Inputs(features, tail, int(index_ms(features.index)[-1]), "stored_candles").with_context()
-    feature_rows.put(key, inputs)
+    inputs = Inputs(values, context, as_of, "stored_candles")
+    rows.put(key, inputs)
     return inputs
 
 
-def body_candle_inputs(entry: CachedModel, candles: list[Any]) -> Inputs:
-    frame = candles_frame(pd.DataFrame([c.model_dump() for c in candles]))
+def body_candle_inputs(entry: CachedModel, candles: list[dict[str, Any]]) -> Inputs:
+    frame = candles_frame(pd.DataFrame(candles))
     if not frame.index.is_monotonic_increasing or not frame.index.is_unique:
         raise BadInput("candles: must be sorted by ts (oldest first) without duplicates")
     bad = (frame["high"] < frame[["open", "close"]].max(axis=1)) | (
@@ -227,12 +122,12 @@ def body_candle_inputs(entry: CachedModel, candles: list[Any]) -> Inputs:
             f"min(open, close), first at ts={int(index_ms(frame.index[bad.to_numpy()])[0])}"
         )
     try:
-        features, tail = _rows(entry, frame, "candles")
+        values, context, as_of = feature_row(entry, frame, "candles")
     except BadInput as exc:
         raise BadInput(
             exc.message if exc.message.startswith("candles") else f"candles: {exc.message}"
         ) from exc
-    return Inputs(features, tail, int(index_ms(features.index)[-1]), "candles").with_context()
+    return Inputs(values, context, as_of, "candles")
 
 
 def body_feature_inputs(
@@ -243,11 +138,11 @@ def body_feature_inputs(
     if missing:
         raise BadInput(f"features: missing {missing}; model {entry.name} needs {list(entry.features)}")
     as_of_ms = as_of if as_of is not None else int(time.time() // 60 * 60_000)
-    index = pd.DatetimeIndex([pd.Timestamp(as_of_ms, unit="ms", tz="UTC")], name="ts").as_unit("ms")
-    row = pd.DataFrame([[float(given[f]) for f in entry.features]], columns=list(entry.features), index=index)
-    candles = None
+    values = np.array([float(given[f]) for f in entry.features], dtype="float64")
+    context = None
     if getattr(entry.model, "needs_context", False):
-        from app.ml.dataset import SCALE_WINDOW
+        from app.ml.base import context_values
+        from app.ml.context import SCALE_WINDOW, context_frame
 
         candles = load_candles(
             symbol,
@@ -264,15 +159,37 @@ def body_feature_inputs(
                 f"features: a {entry.kind} answer is a price, so it needs stored candles of "
                 f"{symbol} (none stored) or `candles` in the body instead of `features`"
             )
-    return Inputs(row, candles, as_of_ms, "features", scorable=as_of is not None).with_context()
+        context = context_values(context_frame(candles))
+    return Inputs(values, context, as_of_ms, "features", scorable=as_of is not None)
 
 
-def resolve_inputs(entry: CachedModel, body: Any) -> Inputs:
-    if body.candles is not None:
-        return body_candle_inputs(entry, body.candles)
-    if body.features is not None:
-        return body_feature_inputs(entry, body.symbol, body.features, body.as_of)
-    return stored_inputs(entry, body.symbol)
+def memory_inputs(entry: CachedModel, request: PredictInput, rows: FeatureRowCache) -> Inputs | None:
+    """The inputs when they need no I/O: cached stored-candle features, or body features (not price).
+
+    An invented symbol is refused here, without leaving the event loop."""
+    if request.candles is not None:
+        return None
+    if request.features is not None:
+        if getattr(entry.model, "needs_context", False):
+            return None
+        return body_feature_inputs(entry, request.symbol, request.features, request.as_of)
+    known, last = rows.fresh_newest(request.symbol)
+    if not known:
+        if rows.surely_absent(request.symbol):
+            raise no_candles(request.symbol)
+        return None
+    if last is None:
+        raise no_candles(request.symbol)
+    return rows.get((request.symbol, entry.timeframe, last, entry.features))
+
+
+def inputs_for(entry: CachedModel, request: PredictInput, rows: FeatureRowCache) -> Inputs:
+    """The inputs of any request (may read the database and compute features)."""
+    if request.candles is not None:
+        return body_candle_inputs(entry, request.candles)
+    if request.features is not None:
+        return body_feature_inputs(entry, request.symbol, request.features, request.as_of)
+    return stored_inputs(entry, request.symbol, rows)
 
 
 def answer_fields(kind: str, answer: Any) -> dict[str, Any]:
@@ -284,15 +201,13 @@ def answer_fields(kind: str, answer: Any) -> dict[str, Any]:
 
 def answer_with(entry: CachedModel, inputs: Inputs, symbol: str | None) -> dict[str, Any]:
     """One model's full answer on prepared inputs."""
-    answer_row = getattr(entry.model, "_answer_row", None)
-    if answer_row is not None and (inputs.context is not None or not entry.model.needs_context):
-        # the features are already checked and in order, and the context is cached per candle
-        answer = answer_row(inputs.features, inputs.context)
-    else:
-        answer = entry.model.answer(inputs.features, inputs.candles)
+    return _provenance(entry, inputs, symbol, entry.model.answer_values(inputs.values, inputs.context))
+
+
+def _provenance(entry: CachedModel, inputs: Inputs, symbol: str | None, answer: Any) -> dict[str, Any]:
     di, ood = (None, None)
     if entry.dissimilarity is not None:
-        di_value, flag = entry.dissimilarity.check(inputs.features.to_numpy()[0])
+        di_value, flag = entry.dissimilarity.check(inputs.values)
         di, ood = (float(di_value) if np.isfinite(di_value) else None), flag
     return {
         **answer_fields(entry.kind, answer),
@@ -309,6 +224,9 @@ def answer_with(entry: CachedModel, inputs: Inputs, symbol: str | None) -> dict[
     }
 
 
+_ANSWER_KEYS = ("direction", "state", "risk", "predicted_price", "predicted_volatility", "confidence")
+
+
 def log_served(
     entry: CachedModel, result: dict[str, Any], inputs: Inputs, ensemble_id: int | None = None
 ) -> None:
@@ -316,11 +234,6 @@ def log_served(
 
     tf_ms = TIMEFRAME_MS[entry.timeframe]
     scorable = inputs.scorable
-    answer = {
-        k: result[k]
-        for k in ("direction", "state", "risk", "predicted_price", "predicted_volatility", "confidence")
-        if k in result
-    }
     get_prediction_log().put(
         {
             "request_id": uuid.uuid4().hex,
@@ -334,55 +247,121 @@ def log_served(
             "due_ts": inputs.as_of_ms + (entry.horizon + 1) * tf_ms - TIMEFRAME_MS["1m"],
             "served_ts": int(time.time() * 1000),
             "data_source": entry.data_source,
-            "answer": answer,
+            "answer": {k: result[k] for k in _ANSWER_KEYS if k in result},
             "ensemble_id": ensemble_id,
         }
     )
 
 
-def _memory_inputs(entry: CachedModel, body: Any) -> Inputs | None:
-    """The inputs when they need no I/O: cached stored-candle features, or body features (not price)."""
-    if body.candles is not None:
-        return None
-    if body.features is not None:
-        if getattr(entry.model, "needs_context", False):
+def answer_for(
+    entry: CachedModel,
+    request: PredictInput,
+    rows: FeatureRowCache,
+    *,
+    io: bool = True,
+    ensemble_id: int | None = None,
+) -> dict[str, Any] | None:
+    """One model's answer to one request, logged: the path every answer takes.
+
+    With `io=False` it never reads the database and returns None when the inputs are not in memory.
+    """
+    check_fresh(entry)
+    inputs = memory_inputs(entry, request, rows)
+    if inputs is None:
+        if not io:
             return None
-        return body_feature_inputs(entry, body.symbol, body.features, body.as_of)
-    hit = _last_ts.get(body.symbol)
-    if hit is None:
-        read_at, known = _symbols
-        if time.monotonic() - read_at < _SYMBOLS_SECONDS and body.symbol not in known:
-            raise _no_candles(body.symbol)  # an invented symbol, refused without leaving the event loop
-        return None
-    if time.monotonic() - hit[0] >= _LAST_TS_TTL:
-        return None
-    return feature_rows.get((body.symbol, entry.timeframe, hit[1], entry.features))
+        inputs = inputs_for(entry, request, rows)
+    result = answer_with(entry, inputs, request.symbol)
+    log_served(entry, result, inputs, ensemble_id)
+    return result
 
 
-def predict_in_memory(cache: ModelCache, model_or_kind: str, body: Any) -> dict[str, Any] | None:
+def predict_in_memory(
+    cache: ModelCache, rows: FeatureRowCache, model_or_kind: str, request: PredictInput
+) -> dict[str, Any] | None:
     """The common case without I/O, cheap enough for the event loop; None when `predict` must run."""
+    start = time.perf_counter()
     entry = cache.peek(model_or_kind)
     if entry is None:
         return None
-    check_fresh(entry)
-    inputs = _memory_inputs(entry, body)
-    if inputs is None:
-        return None
-    return _finish(entry, inputs, body, time.perf_counter())
+    result = answer_for(entry, request, rows, io=False)
+    if result is not None:
+        _observe(entry, start)
+    return result
 
 
-def predict(cache: ModelCache, model_or_kind: str, body: Any) -> dict[str, Any]:
+def predict(
+    cache: ModelCache, rows: FeatureRowCache, model_or_kind: str, request: PredictInput
+) -> dict[str, Any]:
     """POST /predict/{model}: resolve, check freshness, compute inputs, answer, log."""
     start = time.perf_counter()
     entry = cache.resolve(model_or_kind)
-    check_fresh(entry)
-    return _finish(entry, resolve_inputs(entry, body), body, start)
+    result = answer_for(entry, request, rows)
+    assert result is not None
+    _observe(entry, start)
+    return result
 
 
-def _finish(entry: CachedModel, inputs: Inputs, body: Any, start: float) -> dict[str, Any]:
+def _observe(entry: CachedModel, start: float) -> None:
     from app.core.metrics import observe_prediction
 
-    result = answer_with(entry, inputs, body.symbol)
-    log_served(entry, result, inputs)
     observe_prediction(entry.name, entry.kind, time.perf_counter() - start)
-    return result
+
+
+def _symbol_error(symbol: str, exc: MLPipeError) -> dict[str, Any]:
+    return {"symbol": symbol, "status": exc.status_code, "error": exc.message}
+
+
+def answer_many(
+    entry: CachedModel, symbols: list[str], rows: FeatureRowCache, *, io: bool = True
+) -> list[dict[str, Any] | None]:
+    """One answer per symbol (stored candles), in order, each logged; a symbol that cannot be answered gets
+    its own error (`{"symbol", "status", "error"}`) and the others still answer. With `io=False`, None
+    marks a symbol whose inputs are not in memory. The model runs once for all symbols (`answer_many`)."""
+    check_fresh(entry)
+    found: list[Inputs | dict[str, Any] | None] = []
+    for symbol in symbols:
+        try:
+            inputs = memory_inputs(entry, PredictInput(symbol), rows)
+            if inputs is None and io:
+                inputs = stored_inputs(entry, symbol, rows)
+            found.append(inputs)
+        except MLPipeError as exc:
+            found.append(_symbol_error(symbol, exc))
+    ready = [(i, inputs) for i, inputs in enumerate(found) if isinstance(inputs, Inputs)]
+    results: list[dict[str, Any] | None] = [f if isinstance(f, dict) else None for f in found]
+    if not ready:
+        return results
+    values = np.stack([inputs.values for _, inputs in ready])
+    with np.errstate(all="ignore"):
+        answers = entry.model.answer_many(values, [inputs.context for _, inputs in ready])
+    for (i, inputs), answer in zip(ready, answers, strict=True):
+        result = _provenance(entry, inputs, symbols[i], answer)
+        bad = next((k for k, v in result.items() if isinstance(v, float) and not np.isfinite(v)), None)
+        if bad:
+            results[i] = _symbol_error(symbols[i], BadInput(f"symbol: the model's answer ({bad}) is not a "
+                                                            "finite number for this symbol's candles"))
+            continue
+        log_served(entry, result, inputs)
+        results[i] = result
+    return results
+
+
+def predict_many(
+    cache: ModelCache, rows: FeatureRowCache, model_or_kind: str, symbols: list[str], *, io: bool = True
+) -> dict[str, Any] | None:
+    """POST /predict/{model} with `symbols`: the model is resolved once (its errors are the whole call's);
+    with `io=False`, None when the model is not in memory."""
+    start = time.perf_counter()
+    entry = cache.peek(model_or_kind) if not io else cache.resolve(model_or_kind)
+    if entry is None:
+        return None
+    results = answer_many(entry, symbols, rows, io=io)
+    answered = sum(1 for r in results if r is not None and "error" not in r)
+    if answered:
+        from app.core.metrics import observe_prediction
+
+        each = (time.perf_counter() - start) / answered
+        for _ in range(answered):
+            observe_prediction(entry.name, entry.kind, each)
+    return {"model": entry.name, "kind": entry.kind, "version": entry.version, "predictions": results}

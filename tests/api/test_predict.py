@@ -15,9 +15,9 @@ from tests.api.ml_setup import Trained, api_keys, save, store_all_candles
 
 @pytest.fixture()
 def setup(trained: Trained, base_url: str) -> Iterator[dict]:
-    from app.services.predictions import feature_rows
+    from app.services.feature_rows import get_feature_rows
 
-    feature_rows.clear()
+    get_feature_rows().clear()
     store_all_candles(trained)
     names = {family: save(trained, family) for family in ("direction_small", "risk_rf", "price_mlp")}
     get_cache().reload("test")
@@ -206,3 +206,56 @@ def test_served_predictions_are_logged_and_scored_into_live_performance(
     went_up = close[-20 - 1 + 3] > close[-20 - 1]
     assert live["trades_evaluated"] == 1
     assert live["accuracy"] == float((served["direction"] == "UP") == went_up)
+
+
+def test_many_symbols_give_one_answer_each_in_order_with_an_error_per_symbol(setup: dict) -> None:
+    from app.services.prediction_log import drain_predictions, get_prediction_log
+
+    http, key = setup["http"], setup["keys"]["predict"]
+    single = {s: http.post("/predict/direction", json={"symbol": s}, headers=key).json()
+              for s in ("BTC-USDT", "ETH-USDT")}
+    get_prediction_log().flush()
+    drain_predictions()
+
+    r = http.post("/predict/direction", json={"symbols": ["ETH-USDT", "DOGE-USDT", "BTC-USDT"]}, headers=key)
+
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == setup["names"]["direction_small"] and body["kind"] == "direction"
+    eth, doge, btc = body["predictions"]
+    for got, symbol in ((eth, "ETH-USDT"), (btc, "BTC-USDT")):
+        want = single[symbol]
+        assert got["symbol"] == symbol
+        assert (got["direction"], got["confidence"], got["as_of"]) == (
+            want["direction"], want["confidence"], want["as_of"]
+        )  # exactly the single call's answer
+        assert got["dissimilarity_index"] == want["dissimilarity_index"]
+    assert doge["symbol"] == "DOGE-USDT" and doge["status"] == 404 and "DOGE-USDT" in doge["error"]
+    get_prediction_log().flush()
+    assert drain_predictions() == 2  # each answer is logged (to be scored), the error is not
+
+
+def test_many_symbols_are_refused_past_the_limit_or_with_body_inputs(setup: dict) -> None:
+    http, key = setup["http"], setup["keys"]["predict"]
+
+    over = http.post("/predict/direction", json={"symbols": ["BTC-USDT"] * 101}, headers=key)
+    both = http.post("/predict/direction", json={"symbol": "BTC-USDT", "symbols": ["BTC-USDT"]}, headers=key)
+    with_features = http.post(
+        "/predict/direction", json={"symbols": ["BTC-USDT"], "features": {"returns": 0.1}}, headers=key
+    )
+
+    assert over.status_code == 422 and "symbols" in [e["field"] for e in over.json()["errors"]]
+    assert both.status_code == 422 and "exactly one" in both.json()["detail"]
+    assert with_features.status_code == 422 and "stored candles" in with_features.json()["detail"]
+
+
+def test_the_client_asks_for_many_symbols_in_one_call(setup: dict, base_url: str) -> None:
+    from app.client import Client
+
+    with Client(base_url, api_key=setup["keys"]["predict"]["X-API-Key"]) as client:
+        answers = client.predict_many("risk", ["BTC-USDT", "NOPE-USDT", "ETH-USDT"])
+        one = client.predict("risk", "ETH-USDT")
+
+    assert [a["symbol"] for a in answers] == ["BTC-USDT", "NOPE-USDT", "ETH-USDT"]
+    assert answers[1]["status"] == 404
+    assert answers[2]["risk"] == one["risk"] and 0 <= answers[0]["risk"] <= 100

@@ -6,10 +6,10 @@ from typing import Literal
 
 from fastapi import APIRouter, Path, Query
 
-from app.api.deps import OperatorAuth, PredictAuth
+from app.api.deps import CacheDep, OperatorAuth, PredictAuth
 from app.api.docs import errors
 from app.api.schemas import MODEL_REF_PATTERN, ModelOut, StatusChange
-from app.store.cache import get_cache
+from app.store.cache import ModelCache
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -19,8 +19,8 @@ _NAME = Path(max_length=128, pattern=MODEL_REF_PATTERN, examples=["direction_xgb
              description="the model's name")
 
 
-def model_out(record) -> ModelOut:  # noqa: ANN001 - a ModelRecord
-    champions = get_cache().snapshot.champions
+def model_out(record, cache: ModelCache) -> ModelOut:  # noqa: ANN001 - a ModelRecord
+    champions = cache.snapshot.champions
     return ModelOut(
         name=record.name,
         type=record.model_type,
@@ -46,20 +46,22 @@ def model_out(record) -> ModelOut:  # noqa: ANN001 - a ModelRecord
 
 @router.get("", response_model=list[ModelOut], responses=errors(401, 422))
 def list_models(
-    _role: PredictAuth, status: _Status | None = Query(default=None), kind: _Kind | None = Query(default=None)
+    _role: PredictAuth,
+    cache: CacheDep,
+    status: _Status | None = Query(default=None), kind: _Kind | None = Query(default=None)
 ) -> list[ModelOut]:
     """Models, newest first; filter by status and/or kind."""
     from app.services import models
 
-    return [model_out(r) for r in models.list_models(status=status, kind=kind)]
+    return [model_out(r, cache) for r in models.list_models(status=status, kind=kind)]
 
 
 @router.get("/{name}", response_model=ModelOut, responses=errors(401, 404, 422, not_found="unknown model"))
-def get_model(_role: PredictAuth, name: str = _NAME) -> ModelOut:
+def get_model(_role: PredictAuth, cache: CacheDep, name: str = _NAME) -> ModelOut:
     """One model's metadata, live performance included."""
     from app.services import models
 
-    return model_out(models.get_model(name))
+    return model_out(models.get_model(name), cache)
 
 
 @router.patch(
@@ -71,10 +73,12 @@ def get_model(_role: PredictAuth, name: str = _NAME) -> ModelOut:
         conflict="transition not allowed (e.g. a failed model cannot be activated)",
     ),
 )
-def change_status(change: StatusChange, _role: OperatorAuth, name: str = _NAME) -> ModelOut:
+def change_status(
+    change: StatusChange, _role: OperatorAuth, cache: CacheDep, name: str = _NAME
+) -> ModelOut:
     """Activate or archive a model; every API process reloads its champions within seconds."""
     from app.services import models
 
     record = models.set_status(name, change.status, change.reason)
-    get_cache().reload("status_change")
-    return model_out(record)
+    cache.reload("status_change")
+    return model_out(record, cache)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ from sklearn.kernel_approximation import Nystroem
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
+from sklearn.utils.extmath import row_norms
 
 from app.core.errors import BadInput
 from app.ml import targets
@@ -85,8 +87,11 @@ class MomentumClassifier(ClassifierModel):
             ("rbf", Nystroem(kernel="rbf", n_components=components, random_state=self.seed)),
             ("svm", LinearSVC(C=self.C, dual=False, max_iter=5000, random_state=self.seed)),
         ]).fit(X, y.astype("int64"))
+        self.serving_ = _serving_arrays(self.estimator_)
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
+        if len(X) == 1:  # serving: the pipeline's arithmetic on arrays, without its per-step checks
+            return _decision(self.serving_, X)
         return self.estimator_.decision_function(X)
 
     def _save_estimator(self, path: Path) -> dict:
@@ -95,3 +100,29 @@ class MomentumClassifier(ClassifierModel):
 
     def _load_estimator(self, path: Path, state: dict) -> None:
         self.estimator_ = load_skops(path, TRUSTED)
+        self.serving_ = _serving_arrays(self.estimator_)
+
+
+def _serving_arrays(pipeline: Pipeline) -> dict[str, np.ndarray | float | None]:
+    scale, rbf, svm = (pipeline.named_steps[k] for k in ("scale", "rbf", "svm"))
+    components = np.asarray(rbf.components_, dtype="float64")
+    return {
+        "mean": scale.mean_, "scale": scale.scale_, "components_T": components.T,
+        "components_sq": row_norms(components, squared=True)[None, :], "gamma": rbf.gamma,
+        "normalization_T": rbf.normalization_.T, "coef_T": svm.coef_.T, "intercept": svm.intercept_,
+    }
+
+
+def _decision(a: dict[str, Any], X: np.ndarray) -> np.ndarray:
+    """StandardScaler -> Nystroem (rbf_kernel via squared euclidean distances) -> LinearSVC, step for step
+    as scikit-learn computes them (same operations in the same order: the same bits)."""
+    z = (X - a["mean"]) / a["scale"]
+    gamma = a["gamma"] if a["gamma"] is not None else 1.0 / z.shape[1]
+    k = -2 * (z @ a["components_T"])
+    k += row_norms(z, squared=True)[:, None]
+    k += a["components_sq"]
+    np.maximum(k, 0, out=k)
+    k *= -gamma
+    np.exp(k, out=k)
+    scores = (k @ a["normalization_T"]) @ a["coef_T"] + a["intercept"]
+    return scores.reshape(-1)

@@ -154,7 +154,7 @@ class PricePredictor(RegressorModel):
         return ((X - mean) / std).astype("float32")
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
+        with torch.inference_mode():
             out = self.estimator_(torch.from_numpy(self._scale(X))).squeeze(1).numpy().astype("float64")
         shrinkage = float(getattr(self, "shrinkage_", 1.0))
         return (out * self.scaler_["y_std"] + self.scaler_["y_mean"]) * shrinkage
@@ -162,7 +162,7 @@ class PricePredictor(RegressorModel):
     def _horizon_scale(self, meta: pd.DataFrame | None, n: int) -> np.ndarray:
         if meta is None:
             return np.ones(n)  # no volatility context: plain residuals (the confidence cannot vary)
-        return meta["scale"].to_numpy(dtype="float64") * np.sqrt(int(self.horizon))
+        return np.asarray(meta["scale"], dtype="float64") * np.sqrt(int(self.horizon))
 
     def hits(self, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
         return np.abs(np.asarray(y) - np.asarray(pred)) <= self.band

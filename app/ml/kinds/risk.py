@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import RandomForestRegressor
 
-from app.ml import targets
+from app.ml import fast_trees, targets
 from app.ml.artifacts import load_skops, save_skops
 from app.ml.calibration import ecdf, quantiles
 from app.ml.families import RegressorModel
@@ -36,6 +36,7 @@ class RiskScorer(RegressorModel):
     kind = "risk"
     model_type = "random_forest"
     artifact_file = "model.skops"
+    rows_independent = True
     baseline_names = ("persistence", "train_mean")
     description = "Scores 0-100 how large the next h candles' price excursion will be vs training history"
     default_features = DEFAULT_FEATURES
@@ -71,8 +72,11 @@ class RiskScorer(RegressorModel):
             n_estimators=self.n_estimators, max_depth=self.max_depth, min_samples_leaf=self.min_samples_leaf,
             max_features=self.max_features, n_jobs=1, random_state=self.seed,
         ).fit(X, y)
+        self.flat_trees_ = fast_trees.forest(self.estimator_)
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
+        if len(X) <= fast_trees.SERVING_ROWS:  # serving: the flattened trees, the forest's arithmetic
+            return self.flat_trees_.totals(X) / len(self.estimator_.estimators_)
         return self.estimator_.predict(X)
 
     def _label_stats(self, y: np.ndarray, meta: pd.DataFrame | None) -> dict:
@@ -97,3 +101,4 @@ class RiskScorer(RegressorModel):
 
     def _load_estimator(self, path: Path, state: dict) -> None:
         self.estimator_ = load_skops(path, TRUSTED)
+        self.flat_trees_ = fast_trees.forest(self.estimator_)

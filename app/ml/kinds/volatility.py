@@ -12,7 +12,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 
 from app.core.errors import BadInput
 from app.data.frames import TIMEFRAME_MS
-from app.ml import har, targets
+from app.ml import fast_trees, har, targets
 from app.ml.artifacts import load_skops, save_skops
 from app.ml.calibration import binned_lookup, binned_rates
 from app.ml.families import RegressorModel
@@ -47,6 +47,7 @@ class VolatilityRegressor(RegressorModel):
     kind = "volatility"
     model_type = "gradient_boosting"
     artifact_file = "model.skops"
+    rows_independent = True
     baseline_names = ("persistence", "train_mean", "har_rv")
     description = "Predicts the realized volatility of the next hours (sqrt of summed squared log returns)"
     default_features = DEFAULT_FEATURES
@@ -112,9 +113,12 @@ class VolatilityRegressor(RegressorModel):
             random_state=self.seed,
         ).fit(X, np.log(np.maximum(y, FLOOR)))
         self.n_iter_ = self.estimator_.n_iter_
+        self.flat_trees_ = fast_trees.boosting(self.estimator_)
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
         level = getattr(self, "calibration_", {}).get("level", 1.0)
+        if len(X) <= fast_trees.SERVING_ROWS:  # serving: the flattened trees, the booster's arithmetic
+            return np.exp(self.flat_trees_.totals(X)) * level
         return np.exp(self.estimator_.predict(X)) * level
 
     def hits(self, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -139,3 +143,4 @@ class VolatilityRegressor(RegressorModel):
     def _load_estimator(self, path: Path, state: dict) -> None:
         self.estimator_ = load_skops(path, TRUSTED)
         self.n_iter_ = self.estimator_.n_iter_
+        self.flat_trees_ = fast_trees.boosting(self.estimator_)

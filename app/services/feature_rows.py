@@ -1,0 +1,178 @@
+"""The serving cache of feature rows: one object that owns every piece of state the predict path keeps.
+
+A row is keyed by (symbol, timeframe, newest stored 1m candle, features), so repeated requests between two
+candles compute nothing. Which candle is newest is re-read at most every `ttl` seconds per symbol (candles
+arrive once a minute), one read per symbol at a time on its own daemon thread, so a hung database blocks
+only that read. The symbols that have candles at all are re-read at most once a second, so requests naming
+invented symbols cost no query each.
+
+The API process makes one (`get_feature_rows`) and routes receive it through `FeatureRowsDep`; tests and
+benchmarks may make their own.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+ROWS = 4096  # (symbol, model) rows: 300 symbols x 5 champions x a few timeframes fit, ~1 KB each
+SYMBOLS = 4096  # symbols whose newest candle is remembered: requests naming many cannot grow memory
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """One row of model inputs, no frames: what the answer and its log entry need."""
+
+    values: np.ndarray  # float64, the model's features in its order
+    context: dict[str, float] | None  # close and scale (volatility per bar) of that candle
+    as_of_ms: int
+    source: str  # stored_candles | candles | features
+    scorable: bool = True  # the candle time is known, so the outcome can be looked up later
+
+
+class FeatureRowCache:
+    """Feature rows and the newest stored candle per symbol, each with its own time to live."""
+
+    def __init__(
+        self,
+        newest: Callable[[str], int | None] | None = None,
+        symbols: Callable[[], Any] | None = None,
+        *,
+        ttl: float = 0.5,
+        fresh_wait: float = 0.25,
+        stale_ok: float = 60.0,
+        symbols_ttl: float = 1.0,
+        serve_stale: float = 2.0,
+        size: int = ROWS,
+    ) -> None:
+        from app.data.candles import last_candle_ts, stored_symbols
+
+        self._read = newest or last_candle_ts
+        self._list = symbols or stored_symbols
+        self.ttl = ttl  # how long a newest-candle read answers without a re-read
+        self.fresh_wait = fresh_wait  # how long a request waits for a re-read before the last known value
+        self.stale_ok = stale_ok  # ... and how old that value may be (older: the request waits)
+        self.symbols_ttl = symbols_ttl
+        self.serve_stale = serve_stale  # the event-loop path answers from a read this old, re-reading behind
+        self._size = size
+        self._rows: OrderedDict[tuple, Inputs] = OrderedDict()
+        self._newest: OrderedDict[str, tuple[float, int | None]] = OrderedDict()
+        self._reads: dict[str, tuple[float, concurrent.futures.Future[int | None]]] = {}
+        self._symbols: tuple[float, frozenset[str]] = (float("-inf"), frozenset())
+        self._lock = threading.Lock()
+
+    # ---- rows ------------------------------------------------------------------------------------------
+    def get(self, key: tuple) -> Inputs | None:
+        return self._rows.get(key)
+
+    def put(self, key: tuple, value: Inputs) -> None:
+        with self._lock:
+            self._rows[key] = value
+            while len(self._rows) > self._size:
+                self._rows.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rows.clear()
+            self._newest.clear()
+            self._symbols = (float("-inf"), frozenset())
+
+    # ---- newest candle, without I/O (the event loop) -----------------------------------------------------
+    def fresh_newest(self, symbol: str) -> tuple[bool, int | None]:
+        """(known, newest ts) from memory alone, never waiting: known when read within the TTL, or within
+        `serve_stale` seconds, in which case a re-read starts in the background (the next request gets it).
+        A request thus never waits for the once-every-TTL re-read; `as_of` says which candle answered."""
+        hit = self._newest.get(symbol)
+        if hit is None:
+            return False, None
+        age = time.monotonic() - hit[0]
+        if age < self.ttl:
+            return True, hit[1]
+        if age < self.serve_stale:
+            self._read_newest(symbol)  # at most one read per symbol at a time, on its own thread
+            return True, hit[1]
+        return False, None
+
+    def surely_absent(self, symbol: str) -> bool:
+        """True when the symbol list read within the last second does not hold it (no I/O)."""
+        read_at, known = self._symbols
+        return time.monotonic() - read_at < self.symbols_ttl and symbol not in known and (
+            symbol not in self._newest
+        )
+
+    # ---- newest candle, may read the database (threads) --------------------------------------------------
+    def newest(self, symbol: str) -> int | None:
+        """The newest stored 1m candle of `symbol` (None: none stored).
+
+        While the database is slow or down, a symbol read in the last `stale_ok` seconds is answered from its
+        last known candle after `fresh_wait`, so predictions from cached inputs stay fast (`as_of` says which
+        candle they are from); one never read waits for the database, within its timeouts.
+        """
+        hit = self._newest.get(symbol)
+        age = time.monotonic() - hit[0] if hit is not None else None
+        if hit is not None and age is not None and age < self.ttl:
+            return hit[1]
+        if hit is None and not self._may_have_candles(symbol):
+            return None
+        started, future = self._read_newest(symbol)
+        if hit is None or (age is not None and age >= self.stale_ok):
+            return future.result()
+        wait = max(0.0, self.fresh_wait - (time.monotonic() - started))  # one wait per slow read, not each
+        try:
+            return future.result(timeout=wait)
+        except Exception:  # noqa: BLE001 - slow (TimeoutError) or down: the last known candle answers
+            return hit[1]
+
+    def _may_have_candles(self, symbol: str) -> bool:
+        if symbol in self._symbols[1]:
+            return True
+        with self._lock:
+            read_at, known = self._symbols
+            if time.monotonic() - read_at >= self.symbols_ttl:
+                known = frozenset(self._list())
+                self._symbols = (time.monotonic(), known)
+        return symbol in known
+
+    def _read_newest(self, symbol: str) -> tuple[float, concurrent.futures.Future[int | None]]:
+        with self._lock:
+            running = self._reads.get(symbol)
+            if running is not None:
+                return running
+            future: concurrent.futures.Future[int | None] = concurrent.futures.Future()
+            self._reads[symbol] = running = (time.monotonic(), future)
+
+        def read() -> None:
+            try:
+                value = self._read(symbol)
+                with self._lock:
+                    self._newest[symbol] = (time.monotonic(), value)
+                    self._newest.move_to_end(symbol)
+                    if len(self._newest) > SYMBOLS:
+                        self._newest.popitem(last=False)
+                future.set_result(value)
+            except BaseException as exc:  # handed to the waiting request (a 503), or dropped if none waits
+                future.set_exception(exc)
+            finally:
+                with self._lock:
+                    self._reads.pop(symbol, None)
+
+        threading.Thread(target=read, name="newest-candle", daemon=True).start()
+        return running
+
+
+_rows: FeatureRowCache | None = None
+
+
+def get_feature_rows() -> FeatureRowCache:
+    """The process's feature-row cache (the API's routes get it through `FeatureRowsDep`)."""
+    global _rows
+    if _rows is None:
+        _rows = FeatureRowCache()
+    return _rows
