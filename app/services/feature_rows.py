@@ -67,6 +67,9 @@ class FeatureRowCache:
         self._reads: dict[str, tuple[float, concurrent.futures.Future[int | None]]] = {}
         self._symbols: tuple[float, frozenset[str]] = (float("-inf"), frozenset())
         self._lock = threading.Lock()
+        # the symbol list is read from the database under its own lock: holding `_lock` through that read
+        # would stall the event loop's `fresh_newest` (which takes `_lock` briefly) while the database hangs
+        self._symbols_lock = threading.Lock()
 
     # ---- rows ------------------------------------------------------------------------------------------
     def get(self, key: tuple) -> Inputs | None:
@@ -133,7 +136,7 @@ class FeatureRowCache:
     def _may_have_candles(self, symbol: str) -> bool:
         if symbol in self._symbols[1]:
             return True
-        with self._lock:
+        with self._symbols_lock:
             read_at, known = self._symbols
             if time.monotonic() - read_at >= self.symbols_ttl:
                 known = frozenset(self._list())

@@ -38,7 +38,10 @@ def test_features_are_the_numbers_computed_from_the_stored_candles(setup: dict) 
     expected = compute_features(resample(candles, "5m"), ["rsi_14"])["rsi_14"].iloc[-3:]
 
     params = {"names": "rsi_14", "timeframe": "5m", "bars": 3}
-    r = httpx.get(f"{setup['url']}/features/BTC-USDT", params=params, headers=setup["keys"]["predict"])
+    # the first /features request may wait for the feature processes the API spawns at start (they import
+    # the scientific stack: seconds on a loaded machine), so this client waits longer than httpx's 5 s
+    r = httpx.get(f"{setup['url']}/features/BTC-USDT", params=params, headers=setup["keys"]["predict"],
+                  timeout=60)
 
     assert r.status_code == 200, r.text
     rows = r.json()["rows"]
@@ -56,7 +59,7 @@ def test_features_are_the_numbers_computed_from_the_stored_candles(setup: dict) 
 )
 def test_bad_feature_requests_say_what_to_fix(setup: dict, path: str, params: dict, status: int,
                                               says: str) -> None:
-    r = httpx.get(setup["url"] + path, params=params, headers=setup["keys"]["predict"])
+    r = httpx.get(setup["url"] + path, params=params, headers=setup["keys"]["predict"], timeout=60)
 
     assert r.status_code == status, r.text
     assert says in r.text

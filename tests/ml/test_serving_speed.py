@@ -30,7 +30,8 @@ def _library_raw(model, X: np.ndarray) -> np.ndarray:  # noqa: ANN001
 
     with torch.no_grad():  # price: the network itself, as it was called before inference_mode
         out = est(torch.from_numpy(model._scale(X))).squeeze(1).numpy().astype("float64")
-    return out * model.scaler_["y_std"] + model.scaler_["y_mean"]
+    # times the shrinkage toward the random walk fitted on the calibration slice (issue 9)
+    return (out * model.scaler_["y_std"] + model.scaler_["y_mean"]) * float(model.shrinkage_)
 
 
 @pytest.mark.parametrize("kind", ["direction", "momentum", "risk", "volatility", "price"])

@@ -38,7 +38,14 @@ def test_each_price_or_volume_unit_feature_has_its_scale_free_form() -> None:
     }
 
 
-def test_the_seeds_feature_frames_train_on_the_scale_free_forms_and_say_so(store_dir) -> None:
+def test_the_seeds_feature_frames_train_on_the_scale_free_forms_and_say_so(store_dir, monkeypatch) -> None:
+    import structlog
+
+    from app.ml import base
+
+    # a logger made here: the module's own may be cached by an earlier test (cache_logger_on_first_use),
+    # and a cached logger keeps the processors it had, so capture_logs would not see its events
+    monkeypatch.setattr(base, "log", structlog.get_logger("app.ml.base"))
     _store()
     fm = FeatureManager()
     frames = {s: fm.get_features(symbol=s, timeframe="1m", feature_list=SEED_FEATURES, lookback_bars=2000)
