@@ -67,8 +67,9 @@ def test_s3_down_cold_load_is_a_fast_503_and_the_cached_champion_serves(
         cold = http.post(f"/predict/{other}", json={"symbol": "BTC-USDT"})
         took = time.monotonic() - start
         assert cold.status_code == 503, cold.text
-        # bounded by attempts x timeout plus botocore's backoff: 2 x 1 s here (about 3.9 s measured)
-        assert "object store" in cold.json()["detail"] and took < 5.0, (took, cold.json())
+        # bounded by attempts x timeout plus botocore's backoff: 2 x 1 s here (about 3.9 s measured on a
+        # quiet machine, 5.3 s once with both cores busy): bounded, never a hang
+        assert "object store" in cold.json()["detail"] and took < 7.0, (took, cold.json())
 
         get_cache().reload("during the outage")
         for _ in range(3):
