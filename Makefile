@@ -33,10 +33,11 @@ install: $(STAMP) $(PLOTLY_BASIC)
 run: install
 	$(BIN)/mlpipe up --host $(HOST) --port $(PORT)
 
-## test: lint, then the whole suite (Postgres/Redis on loopback when they answer, embedded otherwise)
+## test: lint, then the whole suite on 2 processes, a test file each (Postgres/Redis on loopback when they
+## answer, embedded otherwise; each process gets its own database and Redis db)
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -240,7 +240,9 @@ def _api() -> httpx.Client:
     return httpx.Client(base_url=f"http://{NET}.5.2:8000", timeout=30)
 
 
-def _cycle(http: httpx.Client, hosts: Hosts, during: Any = None, timeout: float = 90) -> tuple[dict, float]:
+def _cycle(http: httpx.Client, hosts: Hosts, during: Any = None, timeout: float = 240) -> tuple[dict, float]:
+    # a cut build is retried once RQ finds its worker gone: on a busy machine (tests in parallel) that and
+    # the retried build take minutes, not seconds
     start = time.monotonic()
     while True:  # the previous cycle's row says finished a moment before its lock is released
         answer = http.post("/cycles", headers={"Authorization": f"Bearer {OPERATOR}"})
