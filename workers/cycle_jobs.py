@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from rq.exceptions import AbandonedJobError
+
+from app.core.config import get_settings
 from app.services.cycle import build, drift, finish, rank, retrain, start
 from app.services.cycle.flow import run_stage
 from app.services.cycle.flow import stage_job_failed as _stage_failed
+from app.services.cycle.flow import training_job_failed as _training_failed
 
 
 def cycle_cron_job() -> str | None:
@@ -51,5 +55,18 @@ def cycle_finish_job(cycle_id: str) -> str | None:
 
 def stage_job_failed(job: Any, _connection: Any, exc_type: Any, exc: Any, _traceback: Any) -> None:
     """RQ failure callback of the start, rank, drift and finish jobs (raised, timed out, or worker died)."""
-    error = f"{getattr(exc_type, '__name__', exc_type)}: {exc}"[:300]
-    _stage_failed(job.args[0], job.meta.get("stage", "?"), bool(job.retries_left), error)
+    _stage_failed(job.args[0], job.meta.get("stage", "?"), bool(job.retries_left), _reason(exc_type, exc))
+
+
+def training_job_failed(job: Any, _connection: Any, exc_type: Any, exc: Any, _traceback: Any) -> None:
+    """RQ failure callback of the build and retrain jobs (timed out, or declared lost by a sweep)."""
+    cycle_id, name = job.args[0], job.args[1]
+    _training_failed(cycle_id, job.meta.get("step", "build"), name, bool(job.retries_left),
+                     _reason(exc_type, exc))
+
+
+def _reason(exc_type: Any, exc: Any) -> str:
+    if exc_type is AbandonedJobError and not str(exc):  # RQ's sweep of lapsed leases (workers.leases)
+        return (f"its worker stopped beating for {get_settings().job_lease_seconds} s (killed, or its host "
+                "cut off): declared lost")
+    return f"{getattr(exc_type, '__name__', exc_type)}: {exc}"[:300]

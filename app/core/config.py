@@ -74,6 +74,14 @@ class Settings(BaseSettings):
     cycle_lease_seconds: float = Field(
         default=60.0, gt=0, description="a cycle job silent this long is taken for dead (database heartbeat)"
     )
+    job_lease_seconds: int = Field(
+        default=60, ge=2,
+        description="a running job's lease in RQ, renewed every sixth of it by its worker: a worker silent "
+        "this long (killed, or its host cut off) has its job declared lost and retried on another worker",
+    )
+    lost_job_sweep_seconds: float = Field(
+        default=15.0, gt=0, description="how often each worker, idle or busy, looks for lapsed job leases"
+    )
     features_max_1m_bars: int = Field(
         default=200_000, ge=1000, description="GET /features: most 1m candles one request may load"
     )

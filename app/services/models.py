@@ -19,6 +19,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,12 +141,15 @@ def save_model(
     description: str | None = None,
     *,
     cycle_id: str | None = None,
+    fence: Callable[[Session], None] | None = None,
 ) -> ModelRecord:
     """Store a fitted model's files (atomically, hashed) and then its row; return the row.
 
     `name` may be a full `<family>_<NNN>` (refused if taken) or a bare family (the next version is used);
     without it the family is the class name in snake case. Concurrent savers of one family each get their
     own version: a lost race on the unique name removes the published directory and tries the next one.
+    `fence` runs first inside the row's transaction and may raise to refuse the write (a cycle job whose
+    try was superseded); the files written are then removed.
     """
     if not getattr(model, "feature_names_", None):
         raise BadInput(f"{type(model).__name__} is not fitted; call fit/train before saving it")
@@ -164,7 +168,9 @@ def save_model(
         dir_name, hashes = store.write(lambda directory, rec=record: _build(directory, model, rec))
         record.store_dir, record.artifact_sha256 = dir_name, hashes
         try:
-            with session_scope() as session:
+            with session_scope(write=fence is not None) as session:
+                if fence is not None:
+                    fence(session)
                 session.add(record)
                 session.add(ModelEvent(model_name=record.name, event="trained", cycle_id=cycle_id,
                                        reason=f"saved to {dir_name}", numbers=_event_numbers(record)))

@@ -13,7 +13,7 @@ from app.core.logging import get_logger
 from app.services.cycle import data as cycle_data
 from app.services.cycle import training as cycle_ml
 from app.services.cycle.definitions import definition_window, load_definitions
-from app.services.cycle.lock import LockLost, check_lease
+from app.services.cycle.lock import LockLost, check_lease, write_fence
 from app.services.cycle.rows import error_entry, update
 from app.services.cycle.start import cycle_symbols
 from app.services.models import record_event, save_model, split_name
@@ -40,7 +40,8 @@ def build(cycle_id: str, name: str) -> dict[str, Any]:
     """Train one definition on the cycle's window, validate it on its holdout, save it as a candidate.
 
     A definition that raises becomes a `failed` model row with its error; the cycle goes on. A retry of
-    a build whose model was already saved (the worker died after saving) reuses that model.
+    a build whose model was already saved (the worker died after saving) reuses that model. A try declared
+    lost while it ran (its worker stopped beating) saves and records nothing (its job token is stale).
     """
     cycle = update(cycle_id, lambda c: _progress(c, name, state="running", attempts_plus=1))
     definition = next(d for d in load_definitions(cycle.options) if d["name"] == name)
@@ -61,7 +62,8 @@ def build(cycle_id: str, name: str) -> dict[str, Any]:
                 model.training_["window_days"] = float(definition["window_days"])
             model.training_["cycle_id"] = cycle_id
             check_lease(cycle_id)  # a job that lost its lock saves nothing
-            record = save_model(model, name=family, status="candidate", cycle_id=cycle_id)
+            record = save_model(model, name=family, status="candidate", cycle_id=cycle_id,
+                                fence=write_fence(cycle_id))  # nor a try declared lost meanwhile
     except LockLost:
         raise  # not the definition's fault: the job stops, writing nothing
     except Exception as exc:  # noqa: BLE001 - a broken definition fails its model, not the cycle
@@ -110,7 +112,10 @@ def _record_failed(cycle_id: str, definition: dict[str, Any], family: str, messa
     from app.services.models import next_version
 
     kind, model_type = _kind_of(definition)
-    with session_scope() as session:
+    fence = write_fence(cycle_id)
+    with session_scope(write=True) as session:
+        if fence is not None:  # a try declared lost (its worker cut off, back now) records nothing
+            fence(session)
         version = next_version(family, session)
         record = ModelRecord(
             name=f"{family}_{version:03d}",

@@ -9,9 +9,17 @@
 
 Every job goes through `run_stage`: it does nothing for a cycle that already finished or was
 interrupted, holds the cycle's lease while it works (lock heartbeat, fencing token; a job that lost it
-stops before its next write), and records its own compute time (the benchmark compares the sum of these
-with the wall time). Jobs have fixed ids and are enqueued once, so a retried stage never queues its
-followers twice; every stage body is safe to run again after its first try died.
+stops before its next write), takes its own job token (a try declared lost writes nothing more: lock.py),
+and records its own compute time (the benchmark compares the sum of these with the wall time).
+
+A try whose worker stops beating for JOB_LEASE_SECONDS (killed, or its host cut off) is declared lost by
+the next sweep of any live worker (workers.leases, every LOST_JOB_SWEEP_SECONDS): the job's failure callback
+bumps its token and records why, and RQ retries it on whichever worker is free (builds and retrains once,
+stages twice); lost on every try, a build or retrain is `failed` with the reason (the cycle ends
+`partial`), a stage ends the cycle `failed`.
+
+Jobs have fixed ids and are enqueued once, so a retried stage never queues its followers twice; every
+stage body is safe to run again after its first try died.
 
 The four stages of the cycle itself (start, rank, drift, finish) record their state in
 `results["stages"]`. A stage starts only when the one before it succeeded; a stage job lost or failed on
@@ -47,6 +55,8 @@ STAGE_RETRIES = 2
 STAGES = ("start", "rank", "drift", "finish")
 _AFTER = {"rank": "start", "drift": "rank", "finish": "drift"}
 _ON_FAILURE = Callback(f"{JOBS}.stage_job_failed")
+_ON_TRAINING_FAILURE = Callback(f"{JOBS}.training_job_failed")
+STAGE_LABELS = {"start": "ingest"}  # the label a stage's job records its time (and its token) under
 
 
 def _queue(kind: str) -> Any:
@@ -96,6 +106,8 @@ def _enqueue_training(step: str, cycle_id: str, name: str, key: str, timeout: in
         job_timeout=timeout or BUILD_TIMEOUT,
         result_ttl=RESULT_TTL,
         retry=Retry(max=1),
+        on_failure=_ON_TRAINING_FAILURE,
+        meta={"step": step},
         description=f"cycle {cycle_id[:8]}: {step} {name}",
     )
 
@@ -143,7 +155,8 @@ def run_stage(cycle_id: str, label: str, body: Callable[[], T], stage: str | Non
     started = time.perf_counter()
     cpu = time.process_time()
     try:
-        with cycle_lock.hold(cycle_id, cycle.fence):
+        with cycle_lock.hold(cycle_id, cycle.fence) as lease:
+            _own_job(cycle_id, label, lease)
             if stage is not None and not _begin(cycle_id, stage):
                 return None
             try:
@@ -156,6 +169,13 @@ def run_stage(cycle_id: str, label: str, body: Callable[[], T], stage: str | Non
     except cycle_lock.LockLost as exc:
         log.warning("cycle job stopped: its lock was lost", cycle_id=cycle_id, job=label, reason=exc.message)
         return None
+
+
+def _own_job(cycle_id: str, label: str, lease: cycle_lock.Lease) -> None:
+    """This try takes the job's next token: from now on an older try of the job writes nothing."""
+    token: list[int] = []
+    update(cycle_id, lambda c: token.append(cycle_lock.bump_job_fence(c, label)))
+    lease.job, lease.job_token = label, token[-1]
 
 
 def _begin(cycle_id: str, stage: str) -> bool:
@@ -215,13 +235,45 @@ def stage_succeeded(cycle: Cycle, stage: str) -> None:
 
 
 def stage_job_failed(cycle_id: str, stage: str, will_retry: bool, error: str) -> None:
-    """RQ's failure callback of a stage job (it raised, timed out, or its worker died)."""
+    """RQ's failure callback of a stage job (it raised, timed out, or its worker died or was lost)."""
     cycle = read(cycle_id)
     if cycle.status not in LIVE_STATUSES or _stage_state(cycle, stage) == "succeeded":
         return
+    _fence_out(cycle_id, STAGE_LABELS.get(stage, stage))
     if will_retry:
         update(cycle_id, lambda c: c.errors.append(
             error_entry(stage, f"the {stage} job failed ({error}); it is retried", level="warning")))
         return
     fail_cycle(cycle_id, stage, f"the {stage} job failed or was lost on each of its {STAGE_RETRIES + 1} "
                                 f"tries (last: {error}); the stages after it did not run")
+
+
+def _fence_out(cycle_id: str, label: str) -> None:
+    """A try of `label` failed or was declared lost: bump the job's token, so that try (if its worker is
+    only cut off and comes back) writes nothing more."""
+    update(cycle_id, lambda c: cycle_lock.bump_job_fence(c, label))
+
+
+def training_job_failed(cycle_id: str, step: str, name: str, will_retry: bool, error: str) -> None:
+    """RQ's failure callback of a build or retrain job: it timed out, or its worker was lost (a sweep found
+    its lease lapsed: workers.leases). The try is fenced out; the reason is recorded; the model is marked
+    `failed` when no try is left (the cycle then ends `partial`)."""
+    if read(cycle_id).status not in LIVE_STATUSES:
+        return
+    key = name if step == "build" else f"retrain:{name}"  # the progress entry of the job
+
+    def record(cycle: Cycle) -> None:
+        cycle_lock.bump_job_fence(cycle, f"{step}:{name}")
+        entry = dict(cycle.progress.get(key) or {})
+        if entry.get("state") in ("succeeded", "failed"):
+            return  # the try reported before it was lost: nothing to redo
+        if will_retry:
+            cycle.progress[key] = {**entry, "state": "queued", "lost": error}
+            cycle.errors.append(error_entry(step, f"{error}; the {step} is retried", model=key,
+                                            level="warning"))
+            return
+        message = f"{error}; no try left"
+        cycle.progress[key] = {**entry, "state": "failed", "error": message}
+        cycle.errors.append(error_entry(step, message, model=key))
+
+    update(cycle_id, record)

@@ -13,6 +13,13 @@
 
 A job learns it lost the lock from its heartbeat (another cycle holds the key) or from the token check;
 either way `Lease.check` raises before its next write, and `run_stage` ends the job quietly.
+
+Inside one cycle, each job (a build, a retrain, a stage) has its own fencing token too, in the cycle's row
+(`results["job_fences"]`): taken by every try as it begins, and bumped when RQ declares a try lost (its
+worker stopped beating for JOB_LEASE_SECONDS: killed, or its host cut off; workers.leases). Every write of
+a try (the cycle's row, a saved model, a failed model's row, a ranking or retrain plan) checks, in the same
+transaction with the row locked, that its token is still the job's newest. So a worker whose link comes
+back after its build was retried elsewhere writes nothing: never two live copies of one job writing.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -145,12 +152,31 @@ def lease_fresh(cycle: Cycle, now: float | None = None) -> bool:
 
 
 # ---- the lease a running job holds -----------------------------------------------------------------------
+JOB_FENCES = "job_fences"
+
+
+def job_fence(cycle: Cycle, job: str) -> int:
+    """The newest token of one job of the cycle (0 before its first try)."""
+    return int((cycle.results.get(JOB_FENCES) or {}).get(job, 0))
+
+
+def bump_job_fence(cycle: Cycle, job: str) -> int:
+    """Inside a locked update of the cycle's row: a new token for `job` (a try begins, or one was lost);
+    every older try of it is fenced out from now on."""
+    fences = dict(cycle.results.get(JOB_FENCES) or {})
+    fences[job] = int(fences.get(job, 0)) + 1
+    cycle.results[JOB_FENCES] = fences
+    return fences[job]
+
+
 @dataclass
 class Lease:
     """What a cycle job holds while it works: its cycle, its token, and whether it was lost."""
 
     cycle_id: str
     fence: int | None
+    job: str | None = None  # this job's label and its own token, once its try has begun (`own_job`)
+    job_token: int | None = None
     lost: threading.Event = field(default_factory=threading.Event)
     reason: str = ""
     ended: bool = False  # this job finished or failed the cycle: its last bookkeeping may still be written
@@ -168,6 +194,15 @@ class Lease:
             raise LockLost(f"cycle {self.cycle_id} lost its lock ({self.reason}); this job stops here")
 
     def check_fence(self, session: Session) -> None:
+        """In a write transaction: this cycle's token is still the newest and this try still owns its job
+        (else `LockLost`). Locks the cycle's row until the transaction ends, so no new try of the job begins
+        (nor is one declared lost) before this write commits."""
+        self.check_cycle_token(session)
+        if self.job_token is not None:
+            row = session.exec(select(Cycle).where(Cycle.id == self.cycle_id).with_for_update()).first()
+            self.check_job(row)
+
+    def check_cycle_token(self, session: Session) -> None:
         """In a write transaction: this cycle's token is still the newest (else `LockLost`)."""
         self.check()
         if self.fence is None:  # a cycle created before tokens existed
@@ -175,6 +210,16 @@ class Lease:
         newest = newest_fence(session)
         if newest != self.fence:
             self.lose(f"its fencing token {self.fence} is stale: cycle token {newest} was handed out since")
+            self.check()
+
+    def check_job(self, cycle: Cycle | None) -> None:
+        """On the cycle's row (locked by the caller): this try's job token is still the newest."""
+        if self.job is None or self.job_token is None or cycle is None:
+            return
+        newest = job_fence(cycle, self.job)
+        if newest != self.job_token:
+            self.lose(f"this try of {self.job} (token {self.job_token}) was superseded (token {newest}): it "
+                      "was declared lost, its worker silent past JOB_LEASE_SECONDS, and the job retried")
             self.check()
 
 
@@ -196,14 +241,27 @@ def check_lease(cycle_id: str) -> None:
         lease.check()
 
 
+def write_fence(cycle_id: str) -> Callable[[Session], None] | None:
+    """What a write outside the cycle's row calls inside its own transaction (`save_model(fence=...)`):
+    the running job's `check_fence`, or None outside a cycle job."""
+    lease = current_lease(cycle_id)
+    return lease.check_fence if lease is not None else None
+
+
 def _claim(lease: Lease, redis: Redis) -> None:
     """Refresh the Redis lock, or take it back if Redis lost it and no newer cycle exists."""
-    if lease.fence is not None:
+    if lease.fence is not None or lease.job_token is not None:
         with session_scope() as session:
-            newest = newest_fence(session)
-        if newest != lease.fence:
-            lease.lose(f"a newer cycle (token {newest}) started")
-            return
+            if lease.fence is not None:
+                newest = newest_fence(session)
+                if newest != lease.fence:
+                    lease.lose(f"a newer cycle (token {newest}) started")
+                    return
+            if lease.job_token is not None:  # learn early that this try was declared lost (no lock: a hint)
+                try:
+                    lease.check_job(session.get(Cycle, lease.cycle_id))
+                except LockLost:
+                    return
     with lease.claiming:
         if lease.ended:  # released by this job: a beat after the release must not take the lock back
             return

@@ -21,7 +21,7 @@ from app.services.cycle import data as cycle_data
 from app.services.cycle import training as cycle_ml
 from app.services.cycle.definitions import definition_window
 from app.services.cycle.drift import _ms, seen_until_ms, start_tuning
-from app.services.cycle.lock import check_lease
+from app.services.cycle.lock import check_lease, write_fence
 from app.services.cycle.plan import apply_plan
 from app.services.cycle.rows import error_entry, update
 from app.services.models import get_model, load_model, record_event, save_model
@@ -75,7 +75,8 @@ def retrain(cycle_id: str, name: str) -> dict[str, Any]:
     verdict = retrain_verdict(test)
     tuning = tuning_verdict(record.performance, skill_estimate(new_rows, seed=int(old.seed)))
     check_lease(cycle_id)  # a job that lost its lock saves and decides nothing
-    saved = save_model(new, name=record.family, status="candidate", cycle_id=cycle_id)
+    saved = save_model(new, name=record.family, status="candidate", cycle_id=cycle_id,
+                       fence=write_fence(cycle_id))
     numbers = {
         **verdict.as_dict(),
         "holdout_from_ms": fresh,
@@ -88,18 +89,11 @@ def retrain(cycle_id: str, name: str) -> dict[str, Any]:
         apply_plan(cycle_id, {saved.name: ("active", f"retrained {name}: {verdict.reason}", numbers),
                               name: ("superseded", f"replaced by {saved.name}: {verdict.reason}", numbers)})
         outcome = "promoted"
-    else:
-        record_event(
-            saved.name, "rejected", f"kept {name}: {verdict.reason}", numbers=numbers, cycle_id=cycle_id
-        )
-        record_event(
-            name,
-            "rejected",
-            f"retrained {saved.name} rejected: {verdict.reason}",
-            numbers=numbers,
-            cycle_id=cycle_id,
-        )
-        apply_plan(cycle_id, {saved.name: ("archived", f"rejected retrain of {name}", numbers)})
+    else:  # one fenced transaction too: the two events and the archive
+        apply_plan(cycle_id, {saved.name: ("archived", f"rejected retrain of {name}", numbers)}, events=[
+            (saved.name, "rejected", f"kept {name}: {verdict.reason}", numbers),
+            (name, "rejected", f"retrained {saved.name} rejected: {verdict.reason}", numbers),
+        ])
         outcome = "rejected"
     study: dict[str, Any] = {}
     if tuning.flagged:

@@ -3,8 +3,8 @@
 Build jobs of one cycle run in parallel on several workers and all write the row's JSON columns, so every
 read-modify-write of a row locks it in the database (FOR UPDATE; a BEGIN IMMEDIATE write session on
 SQLite): no update is lost, and nothing here depends on Redis. A write made by a cycle job (under its
-lease) also checks, in the same transaction, that the cycle is still live and its fencing token still the
-newest; otherwise it is refused with `LockLost` and the job stops.
+lease) also checks, in the same transaction, that the cycle is still live, its fencing token still the
+newest and the job's own token still this try's; otherwise it is refused with `LockLost` and the job stops.
 """
 
 from __future__ import annotations
@@ -38,10 +38,12 @@ def update_in(session: Session, cycle_id: str, change: Callable[[Cycle], None]) 
     """`update` inside the caller's transaction (a ranking plan and its record commit together)."""
     lease = cycle_lock.current_lease(cycle_id)
     if lease is not None:
-        lease.check_fence(session)
+        lease.check_cycle_token(session)
     cycle = session.exec(select(Cycle).where(Cycle.id == cycle_id).with_for_update()).first()
     if cycle is None:
         raise NotFound(f"no cycle {cycle_id!r}; GET /cycles lists them")
+    if lease is not None:
+        lease.check_job(cycle)  # a try declared lost (its job retried elsewhere) writes nothing more
     if lease is not None and cycle.status not in LIVE_STATUSES and not lease.ended:
         lease.lose(f"the cycle is {cycle.status}")
         lease.check()
