@@ -6,10 +6,10 @@
   worker waits up to ~7 minutes in a blocking pop), so a build held by a worker whose link was cut stayed
   `started` for many minutes.
 - **A sweep for lost jobs**, every `LOST_JOB_SWEEP_SECONDS`, by every worker, idle (its blocking pop wakes
-  that often) or busy (between two beats of its own job): `workers.leases.sweep`, i.e. RQ's own
+  twice as often) or busy (after a beat of its own job): `workers.leases.sweep`, i.e. RQ's own
   `StartedJobRegistry.cleanup`, which runs the job's failure callback and retries it (or fails it and
-  releases its dependents). A lost job is thus retried within lease + sweep + one beat, while any worker of
-  its queue is alive.
+  releases its dependents). A lost job is thus requeued at most L + S + max(S / 2, L / 6) seconds after its
+  worker's last beat (85 s by default), while any worker of its queue is alive.
 - **A try declared lost reports nothing to RQ.** When such a worker comes back, its next beat sees its try
   in the declared-lost set: it kills its work horse and records no failure (the job is already retried);
   a horse whose worker is gone exits before reporting. The application's own writes are fenced in the
@@ -52,8 +52,8 @@ class MlpipeWorker(Worker):
 
     @property
     def dequeue_timeout(self) -> int:
-        """An idle worker's blocking pop wakes every sweep interval, to sweep."""
-        return max(1, min(super().dequeue_timeout, math.ceil(self.sweep_seconds)))
+        """An idle worker's blocking pop wakes twice a sweep interval, so it sweeps at most S / 2 late."""
+        return max(1, min(super().dequeue_timeout, math.floor(self.sweep_seconds / 2)))
 
     # ---- the sweep -------------------------------------------------------------------------------------
     def _sweep_due(self) -> bool:

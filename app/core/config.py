@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     blob_cache_dir: Path | None = Field(
         default=None, description="verified copies of S3 artifacts; default: <MODEL_STORE_DIR>/blob-cache"
     )
+    blob_cache_max_mb: float = Field(
+        default=2048.0, gt=0, description="the blob cache is pruned to this size (least recently used first)"
+    )
+    blob_cache_max_age_hours: float = Field(
+        default=168.0, gt=0, description="a cached blob unused this long is pruned (unless a model needs it)"
+    )
     market_data_source: DataSource = "simulated"
     exchange: str = "binance"
     symbols: Annotated[list[str], NoDecode] = ["BTC-USDT", "ETH-USDT", "XRP-USDT"]

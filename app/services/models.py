@@ -19,7 +19,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,7 @@ from app.core.errors import BadInput, Conflict, MLPipeError, NotFound
 from app.core.logging import get_logger
 from app.services.model_docs import jsonable, metadata_for, readme_for
 from app.store.artifacts import ModelStore
-from app.store.blob_cache import blob_cache
+from app.store.blob_cache import Pruned, blob_cache
 from app.store.object_models import ObjectModelStore
 from app.store.objects import object_store
 from app.tables.models import MODEL_EVENTS, MODEL_STATUSES, ModelEvent, ModelRecord, utcnow
@@ -300,11 +300,55 @@ def load_model(name_or_dir: str) -> BaseModel:
     if not record.store_dir:
         raise Conflict(f"{record.name} has no stored files (status {record.status}: "
                        f"{record.error or 'training did not finish'}); train a new version")
-    directory = model_store().read_verified(record.store_dir, record.artifact_sha256)
+    store = model_store()
+    downloads = blob_cache().downloads
+    directory = store.read_verified(record.store_dir, record.artifact_sha256)
     config = json.loads((directory / "config.json").read_text())
     model = _model_class_for(record.kind).load_artifacts(directory, config)
     model.name_, model.version_ = record.name, record.version
+    if isinstance(store, ObjectModelStore) and blob_cache().downloads > downloads:
+        maybe_prune_blob_cache()  # the cache grew
     return model
+
+
+BLOB_PRUNE_EVERY_S = 60.0
+_last_prune = float("-inf")
+_prune_lock = threading.Lock()
+
+
+def maybe_prune_blob_cache(in_use: Iterable[str] = ()) -> Pruned | None:
+    """`prune_blob_cache` at most once a minute per process (called after a load that downloaded)."""
+    global _last_prune
+    with _prune_lock:
+        if time.monotonic() - _last_prune < BLOB_PRUNE_EVERY_S:
+            return None
+        _last_prune = time.monotonic()
+    return prune_blob_cache(in_use)
+
+
+def prune_blob_cache(in_use: Iterable[str] = ()) -> Pruned | None:
+    """Bound the local copies of S3 artifacts to BLOB_CACHE_MAX_MB and BLOB_CACHE_MAX_AGE_HOURS, never
+    removing the files of an active model (any API process may serve it, and a restart during an S3 outage
+    loads it from there), of a model this process holds (pinned by the model cache), nor `in_use`.
+
+    None without MODEL_STORE_URL (no cache), or when the database cannot say which models are active (then
+    nothing is removed: a needed file is never guessed away).
+    """
+    settings = get_settings()
+    if not settings.model_store_url:
+        return None
+    try:
+        active = list_models(status="active")
+    except Exception as exc:  # noqa: BLE001 - the database is down: prune another time
+        log.warning("blob_cache_prune_skipped", error=str(exc))
+        return None
+    keep = set(in_use) | {sha for record in active for sha in (record.artifact_sha256 or {}).values()}
+    pruned = blob_cache().prune(keep, max_bytes=settings.blob_cache_max_mb * 2**20,
+                                max_age_s=settings.blob_cache_max_age_hours * 3600)
+    if pruned.removed:
+        log.info("blob_cache_pruned", blobs=len(pruned.removed), freed_bytes=pruned.freed_bytes,
+                 bytes_after=pruned.bytes_after)
+    return pruned
 
 
 def record_event(

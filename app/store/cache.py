@@ -180,7 +180,15 @@ class ModelCache:
                 self._extras.move_to_end(name)
                 while len(self._extras) > _EXTRA_CAPACITY:
                     self._extras.popitem(last=False)
+                self._pin()
         return entry
+
+    def _pin(self) -> None:
+        """The local copies of the models held here are never pruned from the blob cache (S3 store)."""
+        from app.store.blob_cache import blob_cache
+
+        held = [*self._snapshot.models.values(), *self._extras.values()]
+        blob_cache().pin("model-cache", {sha for e in held for sha in json.loads(e.fingerprint).values()})
 
     # ---- loading ---------------------------------------------------------------------------------------
     def _load(self, record: Any) -> CachedModel:
@@ -234,6 +242,7 @@ class ModelCache:
                 champions.setdefault(entry.kind, entry.name)
             self._snapshot = Snapshot(models, champions, state, time.time())
             self._extras.clear()
+            self._pin()
             self.reloads += 1
         record_reload(reason)
         set_models_loaded(len(models))

@@ -304,3 +304,39 @@ def test_wrong_credentials_are_a_clear_503(s3_store: dict[str, str], monkeypatch
     with pytest.raises(Unavailable, match="object store s3://") as caught:
         model_store().write(lambda d: (d / "model.json").write_text("{}"))
     assert caught.value.status_code == 503
+
+
+def test_pruning_the_blob_cache_never_drops_what_a_served_or_held_model_needs(
+    trained: dict[str, Any], s3_store: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.core.config import reset_settings
+    from app.services.models import prune_blob_cache
+    from app.store.cache import ModelCache
+
+    champion = save_model(trained["direction"], name="direction_a")
+    set_status(champion.name, "active", "test")
+    held = save_model(trained["price"], name="price_a")  # a candidate asked for by name: held in memory
+    loose = save_model(trained["risk"], name="risk_a")  # loaded once (a worker's rank), then not held
+    api = ModelCache()
+    api.reload("test")
+    api.resolve(held.name)
+    load_model(loose.name)
+    blobs = Path(s3_store["BLOB_CACHE_DIR"]) / "blobs"
+    month_ago = __import__("time").time() - 30 * 86400
+    for blob in blobs.iterdir():
+        os.utime(blob, (month_ago, month_ago))
+    monkeypatch.setenv("BLOB_CACHE_MAX_MB", "0.001")  # far below what the three take
+    reset_settings()
+
+    pruned = prune_blob_cache()
+    cached = {p.name for p in blobs.iterdir()}
+    kept = set(champion.artifact_sha256.values()) | set(held.artifact_sha256.values())
+    assert pruned is not None
+    assert set(pruned.removed) == set(loose.artifact_sha256.values()) - kept, "only the loose model's go"
+    assert kept <= cached, "a blob a served or held model needs was pruned"
+
+    downloads = blob_cache().downloads
+    ModelCache().reload("restart")  # a restarted API process loads its champion from the cache alone
+    assert blob_cache().downloads == downloads
+    load_model(loose.name)  # the pruned one is fetched again, and verifies
+    assert blob_cache().downloads == downloads + len(pruned.removed)
