@@ -1,4 +1,4 @@
-"""A real RQ worker (forking, like `mlpipe worker`) whose job heartbeat lasts 2 s instead of >= 60 s.
+"""A real RQ worker (forking, like `mlpipe worker`) whose job lease lasts 2 s instead of 60 s.
 
 The kill test uses it so that a job it was running when SIGKILLed is found abandoned within seconds.
 """
@@ -9,14 +9,7 @@ from app.core.queues import KINDS, get_queue
 from app.core.redis import rq_connection
 from workers.worker import MlpipeWorker
 
-
-class ShortHeartbeatWorker(MlpipeWorker):
-    def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:  # noqa: ANN001
-        return 2
-
-
 if __name__ == "__main__":
-    worker = ShortHeartbeatWorker(
-        [get_queue(k) for k in KINDS], connection=rq_connection(), job_monitoring_interval=1
-    )
+    worker = MlpipeWorker([get_queue(k) for k in KINDS], connection=rq_connection(), lease_seconds=2,
+                          job_monitoring_interval=1)
     worker.work(burst=True, logging_level="WARNING")
