@@ -189,12 +189,20 @@ class Hosts:
             time.sleep(1)
 
     def start_worker(self, role: str) -> None:
-        self.spawn(f"worker-{role}", role,
-                   [sys.executable, "-m", "tests.cycle.lease_worker", role, "--scheduler"], self.env(role))
+        """Start its imports now; it registers with RQ once `let_work(role)` is called."""
+        self.spawn(f"worker-{role}", role, [sys.executable, "-m", "tests.cycle.lease_worker", role,
+                                            "--scheduler"], {**self.env(role), "WORKER_START_FILE": str(
+                                                self.work / f"go-{role}")})
+
+    def let_work(self, role: str) -> None:
+        (self.work / f"go-{role}").touch()
 
     def start_api(self) -> None:
+        """Before the schema exists, even: it serves, and loads models once there are tables."""
         self.spawn("api", "a", [MLPIPE, "api", "--host", "0.0.0.0", "--port", "8000"], self.env("a"))
-        _wait_port(f"{NET}.5.2", 8000, 60, "the API")
+
+    def wait_api(self) -> None:
+        _wait_port(f"{NET}.5.2", 8000, 90, "the API")
 
     def alive(self, role: str) -> int:
         """How many processes still run in the host's namespace (its worker, its work horse)."""
@@ -236,9 +244,14 @@ def hosts() -> Iterator[Hosts]:
         made.build_network()
         made.start_data()
         made.setup_s = {"data_host": round(time.monotonic() - clock, 1)}
-        made.start_worker("w1")  # its imports overlap the migration (it touches no table until a job)
+        made.start_api()  # the three imports overlap the migration
+        made.start_worker("w1")
+        made.start_worker("w2")
+        made.let_work("w1")  # it touches no table until a job
         made.migrate()
         made.setup_s["migrate"] = round(time.monotonic() - clock, 1)
+        made.wait_api()
+        made.setup_s["api_up"] = round(time.monotonic() - clock, 1)
         yield made
     finally:
         made.close()
@@ -340,15 +353,12 @@ def _champions(http: httpx.Client) -> dict[str, str]:
 
 def test_cycles_across_hosts_share_only_postgres_redis_and_s3(hosts: Hosts) -> None:
     figures: dict[str, Any] = {"setup_s": hosts.setup_s}
-    clock = time.monotonic()
-    hosts.start_api()
-    figures["api_up_s"] = round(time.monotonic() - clock, 1)
     with _api() as http:
         one, figures["cycle_1_worker_host_s"] = _cycle(http, hosts)
         assert one["status"] == "succeeded", json.dumps(one["errors"]) + hosts.log("worker-w1")
 
-        hosts.start_worker("w2")
-        _wait_registered("w2", hosts)  # on a loaded machine its imports take a while
+        hosts.let_work("w2")  # imported already, idle since: it registers now
+        _wait_registered("w2", hosts)
         two, figures["cycle_2_worker_hosts_s"] = _cycle(http, hosts)
         assert two["status"] == "succeeded", json.dumps(two["errors"]) + hosts.log("worker-w2")
         builders = _builders(two["id"])
