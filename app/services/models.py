@@ -168,7 +168,7 @@ def save_model(
         dir_name, hashes = store.write(lambda directory, rec=record: _build(directory, model, rec))
         record.store_dir, record.artifact_sha256 = dir_name, hashes
         try:
-            with session_scope(write=fence is not None) as session:
+            with session_scope() as session:
                 if fence is not None:
                     fence(session)
                 session.add(record)

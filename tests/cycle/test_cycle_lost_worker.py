@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[2]
 LEASE, SWEEP = 2, 0.5
 
 
-def _worker(name: str) -> subprocess.Popen:
+def _worker(name: str, start_file: Path | None = None) -> subprocess.Popen:
     env = {**os.environ, "JOB_LEASE_SECONDS": str(LEASE), "LOST_JOB_SWEEP_SECONDS": str(SWEEP),
-           "LOG_LEVEL": "WARNING"}
+           "LOG_LEVEL": "WARNING", **({"WORKER_START_FILE": str(start_file)} if start_file else {})}
     return subprocess.Popen([sys.executable, "-m", "tests.cycle.lease_worker", name], cwd=ROOT, env=env,
                             start_new_session=True)
 
@@ -51,6 +51,13 @@ def _trained(cycle_id: str) -> list[str]:
         return sorted(session.exec(stmt).all())
 
 
+def _ended(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def _kill(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         for p in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]:
@@ -59,54 +66,73 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait(timeout=10)
 
 
+def _family(proc: subprocess.Popen) -> list[psutil.Process]:
+    """A worker and its work horse."""
+    family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    assert len(family) >= 2, "the worker should run its build in a forked work horse"
+    return family
+
+
 @pytest.mark.slow
-def test_build_of_a_silent_worker_is_retried_elsewhere_and_the_worker_back_writes_nothing() -> None:
-    seed_candles(days=1, symbols=["BTC-USDT", "ETH-USDT"])
-    slow = definition("random_forest", "slow_forest", n_estimators=300, max_depth=12)
-    cycle = start_cycle(
-        "operator", {"definitions": [slow], "window_days": 1, "symbols": ["BTC-USDT", "ETH-USDT"]}
-    )
-    build_id = f"cycle-{cycle.id}-build-0"
-    frozen, other = _worker("frozen"), None
+def test_builds_of_silent_workers_are_retried_elsewhere_and_the_workers_back_write_nothing(
+    tmp_path: Path
+) -> None:
+    """Two workers frozen mid-build; a third retries both builds. Then they come back two ways: `whole`
+    (its next beat learns the try was declared lost and kills the horse, reporting nothing) and `horse`
+    (the horse alone, as when RQ's worker quit on a Redis timeout: it must stop before writing and exit
+    without reporting)."""
+    names = ["slow_a", "slow_b"]
+    slow = [definition("random_forest", n, n_estimators=200, max_depth=12) for n in names]
+    symbols = ["BTC-USDT", "ETH-USDT"]
+    seed_candles(days=1, symbols=symbols)
+    cycle = start_cycle("operator", {"definitions": slow, "window_days": 1, "symbols": symbols})
+    builds = [f"cycle-{cycle.id}-build-{i}" for i in range(len(names))]
+    go = tmp_path / "go"
+    frozen = {"whole": _worker("whole"), "horse": _worker("horse")}
+    other = _worker("other", start_file=go)  # imports now, registers once told to
     try:
-        _wait("the build started", lambda: get_cycle(cycle.id).progress.get("slow_forest", {}).get("state")
-              == "running", 90)
+        _wait("both builds running", lambda: all(
+            get_cycle(cycle.id).progress.get(n, {}).get("state") == "running" for n in names), 90)
         time.sleep(0.3)
-        family = [psutil.Process(frozen.pid), *psutil.Process(frozen.pid).children(recursive=True)]
-        assert len(family) >= 2, "the worker should run its build in a forked work horse"
-        for proc in family:  # the worker and its horse: alive, silent, as behind a cut link
-            proc.send_signal(signal.SIGSTOP)
+        families = {how: _family(proc) for how, proc in frozen.items()}
+        for proc in (p for family in families.values() for p in family):
+            proc.send_signal(signal.SIGSTOP)  # alive and silent, as behind a cut link
         frozen_at = time.monotonic()
 
-        other = _worker("other")
+        go.touch()
         _wait("the cycle finished", lambda: get_cycle(cycle.id).status not in ("queued", "running"), 120)
         done = get_cycle(cycle.id)
-        build = Job.fetch(build_id, connection=get_redis())
         assert done.status == "succeeded", done.errors
-        assert done.progress["slow_forest"]["attempts"] == 2
-        assert build.get_status() == "finished" and build.worker_name.startswith("other-")
-        lost = [e for e in done.errors if e.get("model") == "slow_forest"]
-        assert lost and "declared lost" in lost[0]["message"] and lost[0]["level"] == "warning", done.errors
-        assert len(_trained(cycle.id)) == 1
-        print(f"lost build retried and cycle done {time.monotonic() - frozen_at:.1f} s after the freeze")
+        for name, build_id in zip(names, builds, strict=True):
+            assert done.progress[name]["attempts"] == 2
+            build = Job.fetch(build_id, connection=get_redis())
+            assert build.get_status() == "finished" and build.worker_name.startswith("other-")
+            lost = [e for e in done.errors if e.get("model") == name]
+            assert lost and "declared lost" in lost[0]["message"], done.errors
+            assert lost[0]["level"] == "warning"  # retried, so not an error of the cycle
+        assert len(_trained(cycle.id)) == len(names)
+        print(f"lost builds retried and cycle done {time.monotonic() - frozen_at:.1f} s after the freeze")
 
-        # the frozen worker comes back: its horse finishes its fit; nothing of it may land anywhere
+        # they come back; their horses finish their fits: nothing of it may land anywhere
         before = (done.status, done.progress, done.results, done.errors, done.finished_ts)
-        for proc in family:
-            proc.send_signal(signal.SIGCONT)
-        horse = family[1:]
-        _gone, alive = psutil.wait_procs(horse, timeout=90)
-        assert not alive, "the lost try's work horse should end (killed by its worker, or exit unreported)"
-        time.sleep(2 * LEASE)  # a beat or two of the worker that came back
-        assert frozen.poll() is None, "the worker that came back carries on serving"
+        for how, family in families.items():
+            for proc in family[1:] if how == "horse" else family:
+                proc.send_signal(signal.SIGCONT)
+        # each horse ends, killed by its worker or exiting unreported (a zombie until its stopped worker
+        # reaps it)
+        _wait("the lost tries' work horses ended", lambda: all(
+            _ended(p) for family in families.values() for p in family[1:]), 90)
+        families["horse"][0].send_signal(signal.SIGCONT)
+        time.sleep(2 * LEASE)  # a beat or two of the workers that came back
+        assert all(proc.poll() is None for proc in frozen.values()), "a worker back carries on serving"
         after = get_cycle(cycle.id)
         assert (after.status, after.progress, after.results, after.errors, after.finished_ts) == before
-        assert len(_trained(cycle.id)) == 1, "the lost try saved a second model"
-        build = Job.fetch(build_id, connection=get_redis())
-        assert build.get_status() == "finished" and build.worker_name.startswith("other-")
-        assert [r.type.name for r in build.results()] == ["SUCCESSFUL"], "the lost try reported to RQ"
-        assert build.latest_result().return_value["state"] == "succeeded"
+        assert len(_trained(cycle.id)) == len(names), "a lost try saved a second model"
+        for build_id in builds:
+            build = Job.fetch(build_id, connection=get_redis())
+            assert build.get_status() == "finished" and build.worker_name.startswith("other-")
+            assert [r.type.name for r in build.results()] == ["SUCCESSFUL"], "a lost try reported to RQ"
+            assert build.latest_result().return_value["state"] == "succeeded"
     finally:
-        _kill(frozen)
-        if other is not None:
-            _kill(other)
+        for proc in [*frozen.values(), other]:
+            _kill(proc)

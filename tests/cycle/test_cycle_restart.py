@@ -31,14 +31,14 @@ from tests.cycle.helpers import definition, seed_candles
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = ["BTC-USDT", "ETH-USDT"]
 TERMINAL = ("succeeded", "partial", "interrupted")
-# a long-running forking worker whose job heartbeats last 2 s, so the jobs of a killed one are soon
-# found abandoned (RQ's default is >= 60 s; the cycle's lock TTL is sized for that default)
+# a long-running forking worker whose job leases last 2 s, so the jobs of a killed one are soon found
+# abandoned (the default JOB_LEASE_SECONDS is 60 s; the cycle's lock TTL is sized for that default)
 KILLABLE_WORKER = (
     "from app.core.redis import rq_connection\n"
-    "from tests.cycle.short_heartbeat_worker import ShortHeartbeatWorker\n"
+    "from workers.worker import MlpipeWorker\n"
     "from app.core.queues import KINDS, get_queue\n"
-    "ShortHeartbeatWorker([get_queue(k) for k in KINDS], connection=rq_connection(),\n"
-    "                     job_monitoring_interval=1).work(logging_level='WARNING')\n"
+    "MlpipeWorker([get_queue(k) for k in KINDS], connection=rq_connection(), lease_seconds=2,\n"
+    "             job_monitoring_interval=1).work(logging_level='WARNING')\n"
 )
 MLPIPE = "from app.cli import main; main()"
 

@@ -62,7 +62,7 @@ def test_a_build_try_declared_lost_saves_nothing_and_the_next_try_saves(
     assert flow.run_stage(cycle_id, "build:d", lost_try) is None  # stopped quietly, before writing
     assert _rows() == [] and not list(store_dir.glob("model_*")), "the lost try left a model"
     cycle = get_cycle(cycle_id)
-    assert cycle.progress["d"]["state"] == "queued" and cycle.progress["d"]["lost"] == LOST
+    assert cycle.progress["d"]["state"] == "queued" and cycle.progress["d"]["retried_because"] == LOST
     assert cycle.errors[-1]["level"] == "warning" and "retried" in cycle.errors[-1]["message"]
 
     def next_try() -> str:

@@ -268,7 +268,7 @@ def training_job_failed(cycle_id: str, step: str, name: str, will_retry: bool, e
         if entry.get("state") in ("succeeded", "failed"):
             return  # the try reported before it was lost: nothing to redo
         if will_retry:
-            cycle.progress[key] = {**entry, "state": "queued", "lost": error}
+            cycle.progress[key] = {**entry, "state": "queued", "retried_because": error}
             cycle.errors.append(error_entry(step, f"{error}; the {step} is retried", model=key,
                                             level="warning"))
             return
