@@ -40,7 +40,7 @@ def sweep(queues: Iterable[Queue], connection: Redis, *, wait: float = 0.0) -> l
     Returns the executions (`job_id:execution_id`) declared lost. Skips (returns []) when another worker is
     sweeping and `wait` seconds pass; the lock expires by itself if its holder is cut off mid-sweep.
     """
-    lock = connection.lock(sweep_lock_key(), timeout=30, blocking_timeout=wait)
+    lock = connection.lock(sweep_lock_key(), timeout=10, blocking_timeout=wait)  # a sweep takes ms
     if not lock.acquire(blocking=wait > 0):
         return []
     lost: list[str] = []

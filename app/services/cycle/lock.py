@@ -218,8 +218,9 @@ class Lease:
             return
         newest = job_fence(cycle, self.job)
         if newest != self.job_token:
-            self.lose(f"this try of {self.job} (token {self.job_token}) was superseded (token {newest}): it "
-                      "was declared lost, its worker silent past JOB_LEASE_SECONDS, and the job retried")
+            self.lose(f"this try of {self.job} (token {self.job_token}) was superseded (token {newest}): "
+                      "it was declared lost (its worker silent past JOB_LEASE_SECONDS) or failed, and the "
+                      "job was retried")
             self.check()
 
 
