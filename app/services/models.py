@@ -168,7 +168,9 @@ def save_model(
         dir_name, hashes = store.write(lambda directory, rec=record: _build(directory, model, rec))
         record.store_dir, record.artifact_sha256 = dir_name, hashes
         try:
-            with session_scope() as session:
+            # a fenced write reads before it writes: on SQLite it must hold the write lock from its start,
+            # else its upgrade from reader to writer fails at once ("database is locked") under a busy peer
+            with session_scope(write=fence is not None) as session:
                 if fence is not None:
                     fence(session)
                 session.add(record)
@@ -358,16 +360,24 @@ def record_event(
     numbers: dict[str, Any] | None = None,
     cycle_id: str | None = None,
     session: Session | None = None,
+    fence: Callable[[Session], None] | None = None,
 ) -> ModelEvent:
-    """Append one decision to the audit trail (in the caller's transaction when a session is given)."""
+    """Append one decision to the audit trail (in the caller's transaction when a session is given).
+
+    `fence` (a cycle job's `write_fence`) runs first in the event's own transaction and may raise to refuse
+    it: a try declared lost records nothing."""
     if event not in MODEL_EVENTS:
         raise BadInput(f"unknown model event {event!r}; one of {', '.join(MODEL_EVENTS)}")
     row = ModelEvent(model_name=model_name, event=event, reason=reason, numbers=jsonable(numbers or {}),
                      cycle_id=cycle_id)
     if session is not None:
+        if fence is not None:
+            fence(session)
         session.add(row)
         return row
-    with session_scope() as own:
+    with session_scope(write=fence is not None) as own:
+        if fence is not None:
+            fence(own)
         own.add(row)
     return row
 

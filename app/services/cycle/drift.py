@@ -28,7 +28,7 @@ from app.ml.lifecycle import drift_verdict, tuning_verdict
 from app.services.cycle import data as cycle_data
 from app.services.cycle import training as cycle_ml
 from app.services.cycle.flow import enqueue_retrains, set_stage
-from app.services.cycle.lock import check_lease
+from app.services.cycle.lock import check_lease, write_fence
 from app.services.cycle.rows import error_entry, read, update
 from app.services.models import get_model, list_models, load_model, record_event
 
@@ -120,7 +120,8 @@ def _drift_of(record: Any, symbols: list[str], anchor: int, cycle_id: str) -> di
     }
     event = "flagged" if verdict.flagged else "validated"
     what = "skill drift" if verdict.flagged else "no skill drift"
-    record_event(record.name, event, f"{what}: {verdict.reason}", numbers=numbers, cycle_id=cycle_id)
+    record_event(record.name, event, f"{what}: {verdict.reason}", numbers=numbers, cycle_id=cycle_id,
+                 fence=write_fence(cycle_id))  # a try declared lost records nothing
     entry = {
         "flagged": verdict.flagged,
         "skill": verdict.as_dict(),
@@ -151,7 +152,8 @@ def _retrained_in_this_cycle(record: Any, candles: dict, start: int, cycle_id: s
         study = start_tuning(cycle_id, record.family)
         record_event(sibling.name, "needs_tuning",
                      f"definition {record.family} retrained is still below {record.name}'s validation skill: "
-                     f"{verdict.reason}", numbers={**numbers, "study": study}, cycle_id=cycle_id)
+                     f"{verdict.reason}", numbers={**numbers, "study": study}, cycle_id=cycle_id,
+                     fence=write_fence(cycle_id))
     return {"refreshed_by": sibling.name, "needs_tuning": verdict.flagged, "tuning": verdict.as_dict(),
             **({"study": study} if study else {})}
 
@@ -160,6 +162,7 @@ def start_tuning(cycle_id: str, family: str, fallback: dict[str, Any] | None = N
     """The definition goes to tuning (DESIGN 10): a bounded study, recorded in the cycle's results."""
     from app.services.tuning.cycle import tune_for_cycle
 
+    check_lease(cycle_id)  # a job that lost its lock starts no study
     study = tune_for_cycle(read(cycle_id), family, fallback)
 
     def record(c: Any) -> None:

@@ -100,7 +100,8 @@ def retrain(cycle_id: str, name: str) -> dict[str, Any]:
         study = start_tuning(cycle_id, record.family, definition)
         record_event(saved.name, "needs_tuning",
                      f"definition {record.family} retrained is still below {name}'s validation skill: "
-                     f"{tuning.reason}", numbers={**numbers, "study": study}, cycle_id=cycle_id)
+                     f"{tuning.reason}", numbers={**numbers, "study": study}, cycle_id=cycle_id,
+                     fence=write_fence(cycle_id))
     result = {
         "model": name,
         "new_model": saved.name,
