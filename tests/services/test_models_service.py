@@ -178,8 +178,8 @@ def test_failed_commit_removes_the_published_directory(
     real_scope = svc.session_scope
 
     @contextmanager
-    def failing_commit():
-        with real_scope() as session:
+    def failing_commit(*args, **kwargs):
+        with real_scope(*args, **kwargs) as session:
             yield session
             if any(isinstance(row, ModelRecord) for row in session.new):
                 raise OSError("connection lost during commit")
