@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,3 +96,19 @@ def test_a_trial_of_a_killed_worker_is_marked_failed_and_the_resumed_study_goes_
     assert done.status == "finished", (done.error, states, done.budget)
     assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
     assert done.result["trials"] == 3 and done.result["states"] == {"complete": 2, "fail": 1}
+
+
+def test_a_trial_whose_worker_died_before_its_first_beat_is_failed_after_the_grace_period(
+    store_dir: Path,
+) -> None:
+    """Optuna's own sweep skips a running trial with no heartbeat row (its worker killed between the trial's
+    creation and its first beat); left running, it would keep its study from ever finishing."""
+    study = storage.create("never_beaten")
+    with warnings.catch_warnings():  # Optuna warns that a heartbeat storage is meant for `optimize`
+        warnings.simplefilter("ignore", UserWarning)
+        orphan = study.ask()  # RUNNING, and no heartbeat thread ever beats for it
+        time.sleep(2.2)  # past the 2 s grace period
+        fresh = study.ask()
+    storage.fail_stale(study)
+    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    assert states == {orphan.number: TrialState.FAIL, fresh.number: TrialState.RUNNING}

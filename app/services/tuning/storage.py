@@ -8,18 +8,23 @@ stamp its own, so its schema check is skipped there (it would compare the projec
 own), and the project's migrations ignore Optuna's tables (migrations/env.py).
 
 Trials report a heartbeat; a trial whose worker was killed stops beating and is marked FAIL by the next
-trial or by the study's finish (`fail_stale_trials`), so the study goes on.
+trial or by the study's finish (`fail_stale_trials`), so the study goes on. A worker killed between its
+trial's creation and the trial's first beat leaves a trial Optuna's sweep skips (it has no heartbeat
+row): `fail_stale` fails it too once it is older than the grace period, else the study never finishes.
 """
 
 from __future__ import annotations
 
 import functools
 import warnings
+from datetime import datetime, timedelta
 from typing import Any
 
 import optuna
-from sqlalchemy import create_engine, text
+from optuna.trial import TrialState
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
 from app.core.errors import Unavailable
@@ -106,8 +111,25 @@ def load(name: str, seed: int = 0) -> optuna.Study:
 
 @_quiet
 def fail_stale(study: optuna.Study) -> None:
-    """Mark FAIL the running trials whose heartbeat stopped (their worker died)."""
+    """Mark FAIL the running trials whose heartbeat stopped (their worker died), and those older than the
+    grace period that never beat (their worker died before the first beat)."""
     optuna.storages.fail_stale_trials(study)
+    rdb = storage()
+    grace = timedelta(seconds=rdb.grace_period or 2 * (rdb.heartbeat_interval or 1))
+    old = {t._trial_id: t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+           if t.datetime_start is not None and datetime.now() - t.datetime_start > grace}  # Optuna's clock
+    if not old:
+        return
+    from optuna.storages._rdb import models  # Optuna's own tables: no public query of the heartbeat rows
+
+    with Session(rdb.engine) as session:
+        beaten = set(session.scalars(select(models.TrialHeartbeatModel.trial_id)
+                                     .where(models.TrialHeartbeatModel.trial_id.in_(list(old)))))
+    for trial_id in set(old) - beaten:
+        try:
+            study._storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # it finished meanwhile
 
 
 @_quiet
