@@ -213,6 +213,9 @@ class PricePredictor(RegressorModel):
             out = net(torch.from_numpy(_scaled(X, scaler))).squeeze(1).numpy().astype("float64")
         return out * scaler["y_std"] + scaler["y_mean"]
 
+    def _scale(self, X: np.ndarray) -> np.ndarray:
+        return _scaled(X, self.scaler_)
+
     def _raw(self, X: np.ndarray) -> np.ndarray:
         return self._net_output(self.estimator_, self.scaler_, X) * float(getattr(self, "shrinkage_", 1.0))
 
