@@ -10,7 +10,7 @@ Two stages on log realized volatility, both fitted on the fit rows only:
    cannot memorise the hour of one crash as trees on the raw hour did (docs/DECISIONS.md);
 2. gradient-boosted trees on the linear stage's residual, from the other features (never the raw hour).
 
-The forecast is exp(stage 1 + stage 2) times a level factor fitted by least squares on the calibration
+The forecast is exp(stage 1 + stage 2) times Duan's smearing factor mean(v / exp(fit)) on the calibration
 slice (the bias correction of a log target: exp(E[log v]) is a geometric mean, below the mean of v).
 """
 
@@ -72,9 +72,9 @@ class VolatilityRegressor(RegressorModel):
     stopping) on its residual, all on log realized volatility (see the module docstring).
 
     Target: sqrt(sum of squared 1-bar log returns over the next h bars), h = 1..4 hours (default 1 h).
-    exp(E[log v]) is a geometric mean, below the mean of v; one least-squares `level` factor fitted on
-    the calibration slice puts the forecast back on the scale of v (the factor minimising squared error,
-    the ranking loss). Without `realized_vol_<n>` features the linear stage has no lags; without
+    exp(E[log v]) is a geometric mean, below the mean of v; the smearing factor `level` = mean(v / raw)
+    on the calibration slice (Duan 1983, as the HAR-RV baseline does) puts the forecast back on the scale
+    of v. Without `realized_vol_<n>` features the linear stage has no lags; without
     `hour_sin` and `hour_cos` it has no profile.
     Confidence: the probability that the realized volatility falls within +/-`band` (default 25%) of the
     prediction. On the calibration slice, rows are put in 5 quantile bins of the predicted volatility and
@@ -97,7 +97,7 @@ class VolatilityRegressor(RegressorModel):
         max_leaf_nodes: int = 15,
         min_samples_leaf: int = 200,
         band: float = 0.25,
-        profile_harmonics: int = 3,
+        profile_harmonics: int = 1,
         *,
         features: Sequence[str] = DEFAULT_FEATURES,
         horizon: int = HOUR_MS // TIMEFRAME_MS["1m"],
@@ -218,7 +218,7 @@ class VolatilityRegressor(RegressorModel):
         return np.abs(np.asarray(y) / np.asarray(pred) - 1.0) <= self.band
 
     def _calibrate(self, y: np.ndarray, raw: np.ndarray, meta: pd.DataFrame | None) -> dict:
-        level = float(np.dot(y, raw) / np.dot(raw, raw))
+        level = float(np.mean(y / raw))  # Duan's smearing: mean(exp(residual of the log fit))
         pred = raw * level
         return {"method": "binned_band_coverage", "band": self.band, "level": level,
                 "bins": binned_rates(np.log(pred), self.hits(y, pred))}
