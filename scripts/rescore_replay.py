@@ -76,6 +76,11 @@ def main() -> None:
             root_skill = not parts[0][0].is_classifier
             est = skill_estimate(RowScores(kind, sym, ts, loss, bl, b, h, 60_000, root_skill))
             res[f"skill_vs_{b}"] = [round(est.skill, 4), [round(v, 4) for v in est.interval]]
+            for symbol in symbols:  # each symbol alone too
+                one = sym == symbol
+                est = skill_estimate(RowScores(kind, sym[one], ts[one], loss[one], bl[one], b, h, 60_000,
+                                               root_skill))
+                res[f"skill_vs_{b}_{symbol}"] = [round(est.skill, 4), [round(v, 4) for v in est.interval]]
         if kind == "volatility":
             res["qlike_model"] = round(float(np.mean(losses.qlike(y, pred))), 4)
             for b in names:
