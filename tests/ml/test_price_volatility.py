@@ -118,3 +118,15 @@ def test_volatility_forecasts_do_not_look_ahead(seasonal) -> None:
     later_a, _ = model.outputs(a.X[~keep_a], a.meta[~keep_a])
     later_b, _ = model.outputs(b.X[~keep_b].iloc[: len(later_a)], b.meta[~keep_b].iloc[: len(later_a)])
     assert not np.array_equal(later_a, later_b)  # the test can fail: the rewrite does reach the inputs
+
+
+def test_volatility_saved_before_the_linear_stage_loads_as_trees_on_every_column(rw_models, tmp_path) -> None:
+    from app.ml.base import BaseModel
+
+    model = rw_models["volatility"]
+    current = BaseModel.load_artifacts(tmp_path / "now", model.save_artifacts(tmp_path / "now"))
+    assert not current.legacy_trees_ and current.linear_ == model.linear_
+    config = model.save_artifacts(tmp_path / "old")
+    config["estimator"] = {}  # what a model saved before issue 9's linear stage holds
+    legacy = BaseModel.load_artifacts(tmp_path / "old", config)
+    assert legacy.legacy_trees_ and legacy._roles() == ([], [], list(range(len(legacy.feature_names_))))

@@ -157,6 +157,8 @@ class VolatilityRegressor(RegressorModel):
         once a day is a label of the day, and trees would memorise that day's volatility.
         """
         names = list(getattr(self, "feature_names_", None) or self.features)
+        if getattr(self, "legacy_trees_", False):  # saved before the linear stage: trees on every column
+            return [], [], list(range(len(names)))
         lags = [i for i, n in enumerate(names) if is_har_lag(n)]
         hours = [names.index(n) for n in HOUR_FEATURES] if all(n in names for n in HOUR_FEATURES) else []
         slow = [i for i in lags if lag_bars(names[i]) * self.bar_ms >= SLOW_LAG_MS]
@@ -184,6 +186,7 @@ class VolatilityRegressor(RegressorModel):
 
     def _fit_estimator(self, X: np.ndarray, y: np.ndarray) -> None:
         self.calibration_ = {}  # the level factor of a previous fit must not leak into this one
+        self.legacy_trees_ = False
         target = np.log(np.maximum(y, FLOOR))
         design = self._linear_design(X)
         if design.shape[1]:
@@ -235,6 +238,7 @@ class VolatilityRegressor(RegressorModel):
 
     def _load_estimator(self, path: Path, state: dict) -> None:
         # models saved before the linear stage: trees on every feature, no linear part
+        self.legacy_trees_ = "linear" not in state
         self.linear_ = state.get("linear", {"intercept": 0.0, "coef": [], "mean": [], "scale": []})
         self.estimator_ = load_skops(path, TRUSTED)
         self.n_iter_ = self.estimator_.n_iter_
