@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,11 +15,15 @@ from torch import nn
 
 from app.core.errors import BadInput
 from app.data.frames import TIMEFRAME_MS
-from app.ml import targets
+from app.ml import intervals, targets
 from app.ml.calibration import ecdf, quantiles
 from app.ml.families import RegressorModel
+from app.ml.splits import calibration_split, chronological_split
 
 HOUR_MS = 3_600_000
+SHRINK_FOLDS = 2  # forward folds inside the fit rows whose out-of-fold predictions fit the shrinkage
+MIN_FOLD_ROWS = 200  # a fold's network needs at least this many rows before its block
+SHRINK_REPS = 499  # block-bootstrap replicates behind the shrinkage factor's interval
 
 
 @contextmanager
@@ -61,11 +67,15 @@ class PricePredictor(RegressorModel):
 
     Standardisation (features and target) is fitted on the fit rows only. Training is deterministic for
     a seed: weights and batch order come from a private torch.Generator, one thread, deterministic kernels.
-    Shrinkage (never worse than a random walk by construction of the fit): the network's predicted return
-    is multiplied by lambda = clip(sum(p y) / sum(p^2), 0, 1), the least-squares factor of the realized
-    returns y on the raw predictions p over the calibration slice (rows the network never fitted). A network
-    with no out-of-sample information gets lambda near 0, i.e. the random walk's answer; one with real
-    information keeps most of its prediction. lambda is kept in the model (`shrinkage_`).
+    Shrinkage toward the random walk (a return of 0), fitted on out-of-sample predictions only: the fit
+    rows are cut into SHRINK_FOLDS + 1 time blocks; a network fitted on the blocks before each later block
+    (embargoed by h bars, trained for as many optimizer steps as the final network) predicts that block,
+    and the final network predicts the calibration slice. On
+    those out-of-fold pairs (p, y), lambda_hat = sum(p y) / sum(p^2) (least squares of y on p), with a 95%
+    block-bootstrap interval over time (blocks >= h, app.ml.intervals). The rule: lambda = 0, i.e. exactly
+    the random walk's answer, unless the interval's lower end is above 0 (the network shows calibration
+    skill out of sample); then lambda = clip(lambda_hat, 0, 1). The served return is lambda x the final
+    network's; lambda and its interval are kept (`shrinkage_`, `calibration_["shrinkage_interval"]`).
     Confidence: P(|realized r - predicted r| <= `band`) (default 0.005, i.e. the price lands within about
     +/-0.5% of `predicted_price`). On the calibration slice the residuals are standardised by the current
     volatility, z = (r - r_hat) / (scale * sqrt(h)) with `scale` the std of the last 60 one-bar log
@@ -126,20 +136,67 @@ class PricePredictor(RegressorModel):
     def target(self, candles: pd.DataFrame) -> pd.Series:
         return targets.log_return(candles, int(self.horizon))
 
+    def fit(self, X: pd.DataFrame | np.ndarray, y: Any, meta: pd.DataFrame | None = None) -> PricePredictor:
+        """BaseModel.fit; the row times are kept meanwhile so the out-of-fold folds can be cut by time."""
+        ts = self._row_times(X, meta)
+        self._fit_times = None if ts is None else np.asarray(ts, dtype="int64")
+        try:
+            return super().fit(X, y, meta)  # type: ignore[return-value]
+        finally:
+            self.__dict__.pop("_fit_times", None)
+            self.__dict__.pop("_oof", None)
+
     def _fit_estimator(self, X: np.ndarray, y: np.ndarray) -> None:
-        self.shrinkage_ = 1.0  # until the calibration slice fits it (_calibrate)
+        self.shrinkage_ = 1.0  # until the out-of-fold predictions fit it (_calibrate)
+        self._oof = self._out_of_fold(X, y)
+        self.scaler_, self.estimator_ = self._fit_net(X, y)
+
+    def _fit_times_of(self, n_fit: int) -> np.ndarray | None:
+        """The times of the fit rows (the rows BaseModel.fit hands to _fit_estimator), when known."""
+        ts = getattr(self, "_fit_times", None)
+        if ts is None:
+            return None
+        cut = calibration_split(ts, int(self.horizon), self.bar_ms, self.calibration_ratio)
+        return ts[cut.train] if int(cut.train.sum()) == n_fit else None
+
+    def _out_of_fold(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(p, y, ts) of forward folds inside the fit rows: each block predicted by a net fitted before it."""
+        ts = self._fit_times_of(len(y))
+        if ts is None:
+            ts = np.arange(len(y), dtype="int64") * self.bar_ms
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        first, last = int(ts.min()), int(ts.max())
+        edges = [first + (last - first) * k // (SHRINK_FOLDS + 1) for k in range(1, SHRINK_FOLDS + 2)]
+        for k in range(SHRINK_FOLDS):
+            try:
+                split = chronological_split(ts, int(self.horizon), self.bar_ms,
+                                            (edges[k] - first) / max(last - first, 1))
+            except BadInput:
+                continue  # too few rows before this edge: the fold is skipped
+            block = split.holdout & (ts < edges[k + 1] if k + 1 < SHRINK_FOLDS else True)
+            if split.train.sum() < MIN_FOLD_ROWS or not block.any():
+                continue
+            # as many optimizer steps as the final network takes, so a fold's net is trained as far
+            epochs = math.ceil(int(self.epochs) * len(y) / int(split.train.sum()))
+            scaler, net = self._fit_net(X[split.train], y[split.train], epochs)
+            parts.append((self._net_output(net, scaler, X[block]), y[block], ts[block]))
+        if not parts:
+            return np.zeros(0), np.zeros(0), np.zeros(0, dtype="int64")
+        return tuple(np.concatenate(c) for c in zip(*parts, strict=True))  # type: ignore[return-value]
+
+    def _fit_net(self, X: np.ndarray, y: np.ndarray, epochs: int | None = None) -> tuple[dict, nn.Sequential]:
         std = X.std(axis=0)
-        self.scaler_ = {"x_mean": X.mean(axis=0).tolist(), "x_std": np.where(std > 0, std, 1.0).tolist(),
-                        "y_mean": float(y.mean()), "y_std": float(y.std()) or 1.0}
-        xs = torch.from_numpy(self._scale(X))
-        ys = torch.from_numpy(((y - self.scaler_["y_mean"]) / self.scaler_["y_std"]).astype("float32"))
+        scaler = {"x_mean": X.mean(axis=0).tolist(), "x_std": np.where(std > 0, std, 1.0).tolist(),
+                  "y_mean": float(y.mean()), "y_std": float(y.std()) or 1.0}
+        xs = torch.from_numpy(_scaled(X, scaler))
+        ys = torch.from_numpy(((y - scaler["y_mean"]) / scaler["y_std"]).astype("float32"))
         with deterministic_torch():
             generator = torch.Generator().manual_seed(self.seed)
             net = build_mlp(X.shape[1], [int(w) for w in self.hidden_layers], generator)
             optimizer = torch.optim.Adam(
                 net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
             )
-            for _ in range(self.epochs):
+            for _ in range(self.epochs if epochs is None else epochs):
                 order = torch.randperm(len(xs), generator=generator)
                 for start in range(0, len(xs), self.batch_size):
                     batch = order[start : start + self.batch_size]
@@ -147,17 +204,20 @@ class PricePredictor(RegressorModel):
                     loss = nn.functional.mse_loss(net(xs[batch]).squeeze(1), ys[batch])
                     loss.backward()
                     optimizer.step()
-        self.estimator_ = net.eval()
+        return scaler, net.eval()
+
+    @staticmethod
+    def _net_output(net: nn.Sequential, scaler: dict, X: np.ndarray) -> np.ndarray:
+        """The network's unshrunk predicted log return."""
+        with torch.inference_mode():
+            out = net(torch.from_numpy(_scaled(X, scaler))).squeeze(1).numpy().astype("float64")
+        return out * scaler["y_std"] + scaler["y_mean"]
 
     def _scale(self, X: np.ndarray) -> np.ndarray:
-        mean, std = np.asarray(self.scaler_["x_mean"]), np.asarray(self.scaler_["x_std"])
-        return ((X - mean) / std).astype("float32")
+        return _scaled(X, self.scaler_)
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            out = self.estimator_(torch.from_numpy(self._scale(X))).squeeze(1).numpy().astype("float64")
-        shrinkage = float(getattr(self, "shrinkage_", 1.0))
-        return (out * self.scaler_["y_std"] + self.scaler_["y_mean"]) * shrinkage
+        return self._net_output(self.estimator_, self.scaler_, X) * float(getattr(self, "shrinkage_", 1.0))
 
     def _horizon_scale(self, meta: pd.DataFrame | None, n: int) -> np.ndarray:
         if meta is None:
@@ -168,12 +228,23 @@ class PricePredictor(RegressorModel):
         return np.abs(np.asarray(y) - np.asarray(pred)) <= self.band
 
     def _calibrate(self, y: np.ndarray, raw: np.ndarray, meta: pd.DataFrame | None) -> dict:
-        power = float(np.dot(raw, raw))
-        self.shrinkage_ = float(np.clip(np.dot(raw, y) / power, 0.0, 1.0)) if power > 0 else 0.0
+        oof_p, oof_y, oof_ts = getattr(self, "_oof", (np.zeros(0), np.zeros(0), np.zeros(0, dtype="int64")))
+        if meta is not None:
+            cal_ts = meta["ts_ms"].to_numpy(dtype="int64")
+        else:
+            start = int(oof_ts.max()) + 1 if len(oof_ts) else 0
+            cal_ts = start + np.arange(len(y), dtype="int64") * self.bar_ms
+        estimate, interval = shrinkage_factor(
+            np.concatenate([oof_p, raw]), np.concatenate([oof_y, y]), np.concatenate([oof_ts, cal_ts]),
+            int(self.horizon), self.seed,
+        )
+        skilled = interval is not None and interval[0] > 0.0  # else exactly the random walk
+        self.shrinkage_ = float(np.clip(estimate, 0.0, 1.0)) if skilled else 0.0
         shrunk = raw * self.shrinkage_
         z = np.abs(y - shrunk) / self._horizon_scale(meta, len(y))
         return {"method": "standardised_residual_band", "band": self.band, "abs_z_quantiles": quantiles(z),
-                "shrinkage": self.shrinkage_}
+                "shrinkage": self.shrinkage_, "shrinkage_estimate": estimate, "shrinkage_interval": interval,
+                "shrinkage_rows": len(oof_y) + len(y)}
 
     def _confidence(self, pred: np.ndarray, meta: pd.DataFrame | None) -> np.ndarray:
         return ecdf(self.band / self._horizon_scale(meta, len(pred)), self.calibration_["abs_z_quantiles"])
@@ -192,3 +263,30 @@ class PricePredictor(RegressorModel):
         net = build_mlp(len(self.scaler_["x_mean"]), [int(w) for w in self.hidden_layers])
         net.load_state_dict(torch.load(path, weights_only=True))
         self.estimator_ = net.eval()
+
+
+def _scaled(X: np.ndarray, scaler: dict) -> np.ndarray:
+    mean, std = np.asarray(scaler["x_mean"]), np.asarray(scaler["x_std"])
+    return ((X - mean) / std).astype("float32")
+
+
+def shrinkage_factor(
+    p: np.ndarray, y: np.ndarray, ts_ms: np.ndarray, horizon: int, seed: int = 0
+) -> tuple[float, list[float] | None]:
+    """lambda_hat = sum(p y) / sum(p^2) over out-of-sample pairs and its 95% block-bootstrap interval.
+
+    Rows are resampled by time (all symbols at one instant together) in blocks of at least h bars, since
+    neighbouring h-bar returns overlap. (0, None) when there is nothing to fit (no rows, p all 0).
+    """
+    p, y = np.asarray(p, dtype="float64"), np.asarray(y, dtype="float64")
+    power = float(np.dot(p, p))
+    if len(p) == 0 or power <= 0.0:
+        return 0.0, None
+    estimate = float(np.dot(p, y) / power)
+    axis = intervals.time_axis(ts_ms)
+    sums = axis.sums(np.column_stack([p * y, p * p]))
+    block = intervals.block_length(axis.means(p * (y - estimate * p)), horizon)
+    totals = intervals.resampler(axis.n_times, block, SHRINK_REPS, seed).replicate(sums)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        replicates = totals[:, 0] / totals[:, 1]
+    return estimate, intervals.percentile_interval(replicates)
