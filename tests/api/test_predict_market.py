@@ -101,3 +101,27 @@ def test_a_missing_market_candle_is_a_503_naming_it(setup: dict, trained: Traine
     assert "BTC-USDT" in detail and missing_ts.isoformat() in detail
     # BTC's own answer needs ETH's candles at BTC's times too (the cross-section): those are there
     assert _post(base_url, setup, "BTC-USDT").status_code == 200
+
+
+def test_candles_in_the_body_read_the_stored_market_candles_at_their_times(setup: dict, trained: Trained,
+                                                                           base_url: str) -> None:
+    _store(trained, btc_upto=len(trained.candles["BTC-USDT"]) - CUT)
+    setup["saved"] = save(trained, setup["name"])
+    get_cache().reload("test")
+    stored = _post(base_url, setup, "ETH-USDT").json()
+    columns = ["ts", "open", "high", "low", "close", "volume"]
+    body = trained.candles["ETH-USDT"].iloc[-CUT - 400 : -CUT][columns]
+
+    with httpx.Client(base_url=base_url, timeout=10) as http:
+        r = http.post(f"/predict/{setup['saved']}",
+                      json={"symbol": "ETH-USDT", "candles": body.to_dict("records")},
+                      headers=setup["keys"]["predict"])
+        later = trained.candles["ETH-USDT"].iloc[-400:][columns]
+        beyond = http.post(f"/predict/{setup['saved']}",  # candles newer than any stored BTC-USDT candle
+                           json={"symbol": "ETH-USDT", "candles": later.to_dict("records")},
+                           headers=setup["keys"]["predict"])
+
+    assert r.status_code == 200, r.text
+    assert r.json()["direction"] == stored["direction"]
+    assert r.json()["confidence"] == pytest.approx(stored["confidence"], rel=1e-9)
+    assert beyond.status_code == 503 and "BTC-USDT" in beyond.text
