@@ -6,7 +6,7 @@ on first use, so `app.ml` can compute features without SQLAlchemy.
 
 from typing import Any
 
-from app.features.compute import DEFAULT_FEATURES, compute_features, required_warmup
+from app.features.compute import DEFAULT_FEATURES, compute_features, market_symbols, required_warmup
 from app.features.registry import (
     FEATURES,
     FeatureDef,
@@ -27,6 +27,7 @@ __all__ = [
     "feature_names",
     "get_feature",
     "is_scale_free",
+    "market_symbols",
     "pattern_names",
     "required_warmup",
     "resample",

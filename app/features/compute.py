@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from app.core.errors import BadInput
 from app.data.frames import OHLCV, timeframe_ms
-from app.features.registry import Bars, get_feature
+from app.features.registry import REFERENCE_SYMBOL, Bars, get_feature
 
 DEFAULT_FEATURES: tuple[str, ...] = (
     "returns", "returns_5", "log_returns", "rsi_14", "natr_14", "adx_14", "macd_histogram_pct",
@@ -45,11 +45,37 @@ def required_warmup(feature_list: Iterable[str] | str | None = None, timeframe: 
     return max(get_feature(name).warmup_for(timeframe) for name in feature_list_names(feature_list))
 
 
-def compute_features(candles: pd.DataFrame, feature_list: Iterable[str] | str | None = None) -> pd.DataFrame:
+def market_symbols(feature_list: Iterable[str] | str | None, symbols: Iterable[str]) -> list[str]:
+    """The symbols whose candles cross-asset features read beside each symbol's own (none for the others).
+
+    `btc_*` features read REFERENCE_SYMBOL, which must then be among `symbols` (the model's call);
+    `xs_*` features read every symbol of the call (the cross-section they average). A model records this
+    list when it trains, and serving loads exactly these symbols' candles at the same times.
+    """
+    symbols = sorted(set(symbols))
+    kinds = {get_feature(name).market for name in feature_list_names(feature_list)} - {None}
+    needed: set[str] = set()
+    if "reference" in kinds:
+        if REFERENCE_SYMBOL not in symbols:
+            raise BadInput(f"features reading {REFERENCE_SYMBOL} (btc_*) need it among the symbols trained "
+                           f"on; got {symbols}")
+        needed.add(REFERENCE_SYMBOL)
+    if "cross_section" in kinds:
+        needed.update(symbols)
+    return sorted(needed)
+
+
+def compute_features(
+    candles: pd.DataFrame,
+    feature_list: Iterable[str] | str | None = None,
+    market: Mapping[str, pd.DataFrame] | None = None,
+) -> pd.DataFrame:
     """One float column per requested feature on the candles' own index.
 
     Pure and causal: the value at time t uses only rows at or before t. The first
     `required_warmup(feature_list)` rows may be NaN or still depend on where the frame starts.
+    `market`: the candles (same timeframe) of the symbols cross-asset features read (`market_symbols`),
+    used only at the candles' own times; a time one of them lacks gives NaN where it is needed.
     """
     names = feature_list_names(feature_list)
     missing = [c for c in OHLCV if c not in candles.columns]
@@ -59,7 +85,7 @@ def compute_features(candles: pd.DataFrame, feature_list: Iterable[str] | str | 
         raise BadInput("candles must be indexed by a DatetimeIndex of candle open times (UTC)")
     if not candles.index.is_monotonic_increasing or not candles.index.is_unique:
         raise BadInput("candles must be sorted by time without duplicate timestamps")
-    bars = Bars(candles)
+    bars = Bars(candles, market)
     values = np.empty((len(candles), len(names)), order="F")  # column-major: each column written once
     for j, name in enumerate(names):
         values[:, j] = get_feature(name).compute(bars)

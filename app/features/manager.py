@@ -11,7 +11,13 @@ from sqlalchemy.engine import Engine
 from app.core.errors import BadInput, NotFound
 from app.data.candles import last_candle_ts, load_candles
 from app.data.frames import TIMEFRAME_MS
-from app.features.compute import check_timeframe, compute_features, feature_list_names, required_warmup
+from app.features.compute import (
+    check_timeframe,
+    compute_features,
+    feature_list_names,
+    market_symbols,
+    required_warmup,
+)
 from app.features.resample import resample
 
 
@@ -28,20 +34,24 @@ class FeatureManager:
         feature_list: Iterable[str] | str | None = None,
         lookback_bars: int = 500,
         end_ts: int | None = None,
+        symbols: Iterable[str] | None = None,
     ) -> pd.DataFrame:
         """The last `lookback_bars` rows of features up to `end_ts` (ms, inclusive; default: newest).
 
         Loads warm-up bars ahead of the window so the rows returned match a full-history computation;
         higher timeframes are resampled from stored 1m candles, and an unfinished last bar is left out.
         Leading rows that are still NaN (history shorter than the warm-up) are dropped. The frame's
-        `attrs` say which candles it holds (`symbol`, `timeframe`).
+        `attrs` say which candles it holds (`symbol`, `timeframe`). Cross-asset features read the stored
+        candles of the other symbols over the same span: `btc_*` BTC-USDT, `xs_*` the cross-section of
+        `symbols` (default: `symbol` and BTC-USDT), as a model trained on those symbols reads them.
         """
         check_timeframe(timeframe)
         names = feature_list_names(feature_list)
         if lookback_bars < 1:
             raise BadInput(f"lookback_bars must be at least 1, got {lookback_bars}")
         candles = self._load(symbol, timeframe, lookback_bars + required_warmup(names, timeframe), end_ts)
-        features = compute_features(candles, names).iloc[-lookback_bars:]
+        market = self._market(names, symbol, symbols, timeframe, candles)
+        features = compute_features(candles, names, market).iloc[-lookback_bars:]
         complete = features.notna().all(axis=1).to_numpy()
         first = int(np.argmax(complete)) if complete.any() else len(features)
         features = features.iloc[first:].copy()
@@ -49,6 +59,23 @@ class FeatureManager:
         # candle with its own features, whichever columns were asked for here.
         features.attrs.update(symbol=symbol, timeframe=timeframe)
         return features
+
+    def _market(self, names: list[str], symbol: str, symbols: Iterable[str] | None, timeframe: str,
+                candles: pd.DataFrame) -> dict[str, pd.DataFrame] | None:
+        from app.features.registry import REFERENCE_SYMBOL
+
+        call = {symbol, REFERENCE_SYMBOL} if symbols is None else {symbol, *symbols}
+        needed = market_symbols(names, call)
+        if not needed:
+            return None
+        start, end = (int(t) for t in candles.index[[0, -1]].as_unit("ms").asi8)
+        step = TIMEFRAME_MS[timeframe]
+        out = {}
+        for other in needed:
+            frame = candles if other == symbol else load_candles(
+                other, "1m", start_ts=start, end_ts=end + step - TIMEFRAME_MS["1m"], engine=self.engine)
+            out[other] = frame if other == symbol or timeframe == "1m" else resample(frame, timeframe)
+        return out
 
     def _load(self, symbol: str, timeframe: str, bars: int, end_ts: int | None) -> pd.DataFrame:
         """The newest `bars` candles of `timeframe` up to `end_ts`, resampled from 1m when needed."""

@@ -30,6 +30,7 @@ from app.features.arrays import (
     MACD_SLOW,
     Bars,
     close_stats,
+    htf_series,
     log_returns,
     macd,
     ratio,
@@ -37,6 +38,9 @@ from app.features.arrays import (
     sma,
     time_of_day,
     vwap,
+    window_beta,
+    window_percentile,
+    window_std,
 )
 
 # Seed error of a recursive (EMA/Wilder) indicator must decay below this before a value counts as warm:
@@ -59,11 +63,25 @@ class FeatureDef:
     scale_free: bool
     description: str
     day_warmup: bool = False
+    # Cross-asset features read other symbols' candles at the same times (`Bars.market`): "reference" the
+    # reference market (REFERENCE_SYMBOL), "cross_section" every symbol of the model's call.
+    market: str | None = None
+    # Higher-timeframe features: (bars of `htf_ms` whose closes they need before the newest closed one,
+    # that timeframe in ms); their warm-up in the frame's own bars follows from the frame's timeframe.
+    htf: tuple[int, int] | None = None
 
     def warmup_for(self, timeframe: str = "1m") -> int:
+        bar = TIMEFRAME_MS[timeframe]
+        if self.htf is not None:
+            bins, step = self.htf
+            if step <= bar or step % bar:
+                raise BadInput(f"feature {self.name!r} reads {step // 60_000}-minute bars: it needs a model "
+                               f"timeframe shorter than that which divides it, not {timeframe}")
+            # The newest closed bin ends at most one bin + one bar before the row; `bins` more before it.
+            return (bins + 1) * (step // bar) - 1
         if not self.day_warmup:
             return self.warmup_bars
-        return max(self.warmup_bars, DAY_MS // TIMEFRAME_MS[timeframe] - 1)
+        return max(self.warmup_bars, DAY_MS // bar - 1)
 
 
 def _decay_bars(alpha: float, stages: int = 1) -> int:
@@ -221,6 +239,127 @@ def _range_pct(name: str) -> FeatureDef:
     return FeatureDef(name, lambda b: ratio(b.high - b.low, b.close), 0, True, "(high - low) / close")
 
 
+# --- cross-asset, higher-timeframe and volatility-regime features (issue 9) -----------------------------
+
+REFERENCE_SYMBOL = "BTC-USDT"  # the market the `btc_*` features read
+
+
+def _ref_returns(b: Bars, n: int) -> np.ndarray:
+    return b.memo(("ref_returns", n), lambda: shift_ratio(b.market_close(REFERENCE_SYMBOL), n) - 1.0)
+
+
+def _ref_log_returns(b: Bars) -> np.ndarray:
+    def calc() -> np.ndarray:
+        close = b.market_close(REFERENCE_SYMBOL)
+        out = np.full_like(close, np.nan)
+        if len(close) > 1:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[1:] = np.log(close[1:] / close[:-1])
+        out[~np.isfinite(out)] = np.nan
+        return out
+
+    return b.memo(("ref_logret",), calc)
+
+
+def _own_returns(b: Bars, n: int) -> np.ndarray:
+    return b.memo(("own_returns", n), lambda: shift_ratio(b.close, n) - 1.0)
+
+
+def _btc_returns(name: str, n: int) -> FeatureDef:
+    return FeatureDef(name, lambda b: _ref_returns(b, n), n, True,
+                      f"{REFERENCE_SYMBOL}'s {n}-bar return at the same bar", market="reference")
+
+
+def _btc_lag(name: str, n: int) -> FeatureDef:
+    return FeatureDef(
+        name, lambda b: _ref_returns(b, n) - _own_returns(b, n), n, True,
+        f"{REFERENCE_SYMBOL}'s {n}-bar return minus the symbol's (> 0: the symbol lags {REFERENCE_SYMBOL})",
+        market="reference",
+    )
+
+
+def _beta(b: Bars, n: int) -> np.ndarray:
+    return b.memo(("ref_beta", n), lambda: window_beta(log_returns(b, 1), _ref_log_returns(b), n))
+
+
+def _btc_beta(name: str, n: int) -> FeatureDef:
+    return FeatureDef(name, lambda b: _beta(b, n), n, True,
+                      f"OLS beta of the symbol's 1-bar log returns on {REFERENCE_SYMBOL}'s over {n} bars",
+                      market="reference")
+
+
+def _btc_resid(name: str, n: int) -> FeatureDef:
+    return FeatureDef(
+        name, lambda b: log_returns(b, 1) - _beta(b, n) * _ref_log_returns(b), n, True,
+        f"the bar's log return not explained by {REFERENCE_SYMBOL}'s (beta over {n} bars)",
+        market="reference",
+    )
+
+
+def _xs_mean(b: Bars, n: int) -> np.ndarray:
+    def calc() -> np.ndarray:
+        if not b.market:
+            raise BadInput("cross-sectional features need the candles of the model's symbols at the same "
+                           "times (market=...)")
+        returns = [shift_ratio(b.market_close(s), n) - 1.0 for s in sorted(b.market)]
+        return np.mean(returns, axis=0)  # NaN when any symbol lacks a candle: never a mean over fewer
+
+    return b.memo(("xs_mean", n), calc)
+
+
+def _xs_mean_returns(name: str, n: int) -> FeatureDef:
+    return FeatureDef(name, lambda b: _xs_mean(b, n), n, True,
+                      f"equal-weight mean {n}-bar return over the model's symbols", market="cross_section")
+
+
+def _xs_rel_returns(name: str, n: int) -> FeatureDef:
+    return FeatureDef(name, lambda b: _own_returns(b, n) - _xs_mean(b, n), n, True,
+                      f"the symbol's {n}-bar return minus the mean over the model's symbols",
+                      market="cross_section")
+
+
+def _tf_ms(name: str, tf: str) -> int:
+    if tf not in TIMEFRAME_MS or tf == "1m":
+        raise _unknown(name, f"timeframe {tf!r} must be one of {[t for t in TIMEFRAME_MS if t != '1m']} in")
+    return TIMEFRAME_MS[tf]
+
+
+def _htf_returns(name: str, tf: str, n: int = 1) -> FeatureDef:
+    step = _tf_ms(name, tf)
+    return FeatureDef(
+        name, lambda b: htf_series(b, step, lambda c: shift_ratio(c, n) - 1.0), 0, True,
+        f"return over the last {n} closed {tf} bar(s)", htf=(n, step),
+    )
+
+
+def _htf_rsi(name: str, n: int, tf: str) -> FeatureDef:
+    step = _tf_ms(name, tf)
+    return FeatureDef(
+        name, lambda b: htf_series(b, step, lambda c: talib.RSI(c, n)), 0, True,
+        f"RSI({n}) of closed {tf} bars", htf=(n + _wilder(n), step),
+    )
+
+
+def _vol_ratio(name: str, short: int, long: int) -> FeatureDef:
+    if short >= long:
+        raise _unknown(name, "the short window must be shorter than the long one in")
+
+    def compute(b: Bars) -> np.ndarray:
+        return ratio(window_std(log_returns(b, 1), short), window_std(log_returns(b, 1), long))
+
+    return FeatureDef(name, compute, long, True,
+                      f"realized vol over {short} bars / over {long} bars (> 1: volatility rising)")
+
+
+def _vol_pct(name: str, n: int, window: int) -> FeatureDef:
+    def compute(b: Bars) -> np.ndarray:
+        vol = b.memo(("wstd", n), lambda: window_std(log_returns(b, 1), n))
+        return window_percentile(vol, window)
+
+    return FeatureDef(name, compute, n + window - 1, True,
+                      f"share of the last {window} bars whose {n}-bar realized vol is at most the current")
+
+
 _PATTERNS: list[tuple[str, str, Builder]] = [
     *[(f, f, _raw(f)) for f in OHLCV],
     ("returns", "returns", _returns),
@@ -250,11 +389,23 @@ _PATTERNS: list[tuple[str, str, Builder]] = [
     ("hour_sin", "hour_sin", _hour(np.sin, "sin of the time of day (UTC) of the candle's open")),
     ("hour_cos", "hour_cos", _hour(np.cos, "cos of the time of day (UTC) of the candle's open")),
     ("range_pct", "range_pct", _range_pct),
+    (r"btc_returns_(\d+)", "btc_returns_<n>", _btc_returns),
+    (r"btc_lag_(\d+)", "btc_lag_<n>", _btc_lag),
+    (r"btc_beta_(\d+)", "btc_beta_<n>", _btc_beta),
+    (r"btc_resid_(\d+)", "btc_resid_<n>", _btc_resid),
+    (r"xs_mean_returns_(\d+)", "xs_mean_returns_<n>", _xs_mean_returns),
+    (r"xs_rel_returns_(\d+)", "xs_rel_returns_<n>", _xs_rel_returns),
+    (r"htf_returns_(\d+[mh])", "htf_returns_<tf>", _htf_returns),
+    (r"htf_returns_(\d+[mh])_(\d+)", "htf_returns_<tf>_<n>", _htf_returns),
+    (r"htf_rsi_(\d+)_(\d+[mh])", "htf_rsi_<n>_<tf>", _htf_rsi),
+    (r"vol_ratio_(\d+)_(\d+)", "vol_ratio_<n>_<m>", _vol_ratio),
+    (r"vol_pct_(\d+)_(\d+)", "vol_pct_<n>_<m>", _vol_pct),
 ]
 _COMPILED = [(re.compile(rf"{rx}\Z"), shown, build) for rx, shown, build in _PATTERNS]
 _MIN_PERIOD = {"rsi_": 2, "atr_": 1, "natr_": 1, "adx_": 2, "ema_": 2, "sma_": 2, "bb_width_": 2,
                "realized_vol_": 2, "close_zscore_": 2, "volume_sma_": 2, "volume_ratio_": 2,
-               "ema_dist_": 2, "sma_dist_": 2}
+               "ema_dist_": 2, "sma_dist_": 2, "btc_beta_": 3, "btc_resid_": 3, "htf_rsi_": 2,
+               "vol_ratio_": 2, "vol_pct_": 2}
 MAX_PERIOD = 5_000
 
 # The concrete catalogue: each pattern with its usual parameters (what `list(FEATURES)` shows).
@@ -291,12 +442,12 @@ def _build(name: str) -> FeatureDef:
         match = rx.match(name)
         if match is None:
             continue
-        params = [int(g) for g in match.groups()]
+        # Whole numbers are bar counts; a token such as `15m` is a timeframe (higher-timeframe features).
+        params = [int(g) if g.isdigit() else g for g in match.groups()]
         prefix = shown.split("<", 1)[0]
-        if params and not (_MIN_PERIOD.get(prefix, 1) <= params[0] <= MAX_PERIOD):
-            raise _unknown(
-                name, f"period out of range ({_MIN_PERIOD.get(prefix, 1)}..{MAX_PERIOD}) for feature"
-            )
+        low = _MIN_PERIOD.get(prefix, 1)
+        if any(isinstance(p, int) and not (low <= p <= MAX_PERIOD) for p in params):
+            raise _unknown(name, f"period out of range ({low}..{MAX_PERIOD}) for feature")
         return build(name, *params)
     raise _unknown(name)
 

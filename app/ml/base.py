@@ -45,7 +45,7 @@ from app.data.frames import OHLCV, TIMEFRAME_MS, bars_per_day, index_ms, timefra
 from app.features import required_warmup, scale_free_features
 from app.ml.backend import get_backend
 from app.ml.context import SCALE_WINDOW, context_frame
-from app.ml.dataset import build_dataset, latest_rows
+from app.ml.dataset import build_dataset, latest_rows, model_market_symbols
 from app.ml.dissimilarity import attach_reference
 from app.ml.errors import EstimatorInputError, NotTrained
 from app.ml.serialize import jsonable
@@ -88,6 +88,9 @@ class BaseModel(BaseEstimator, ABC):
     features_given_: Sequence[str] = ()
     feature_substitutions_: Sequence[Mapping[str, str]] = ()
     features_fed_: Sequence[str] = ()
+    # The symbols whose candles cross-asset features read (app.features.market_symbols), recorded by
+    # `train_on` from its call and saved, so serving reads exactly these at the same times (empty: none).
+    market_symbols_: Sequence[str] = ()
     training_: Mapping[str, Any] = _EMPTY
     performance_: Mapping[str, Any] = _EMPTY
 
@@ -304,6 +307,8 @@ class BaseModel(BaseEstimator, ABC):
         the train part (the definition) -> fit on the train part -> holdout metrics (the fitted model)."""
         self.check_params()
         self.feed_scale_free()
+        self.market_symbols_ = ()
+        self.market_symbols_ = tuple(model_market_symbols(self, candles_by_symbol))
         ds = build_dataset(self, candles_by_symbol)
         split = chronological_split(ds.ts_ms, self.horizon, self.bar_ms, self.train_ratio)
         train, holdout = ds.subset(split.train), ds.subset(split.holdout)
@@ -323,6 +328,7 @@ class BaseModel(BaseEstimator, ABC):
             "window_end_ms": max(int(index_ms(c.index).max()) for c in candles_by_symbol.values() if len(c)),
             "features_given": list(self.features_given_ or self.features),
             "feature_substitutions": [dict(s) for s in self.feature_substitutions_],
+            "market_symbols": list(self.market_symbols_),
         }
         metrics = evaluate_dataset(self, holdout, window=self.training_["window"])
         metrics["walk_forward"] = walk_forward(self, train, folds=walk_forward_folds)
@@ -490,7 +496,7 @@ class BaseModel(BaseEstimator, ABC):
         return answers
 
     def _answer_from_candles(self, candles: pd.DataFrame) -> Any:
-        row, context = latest_rows(self, candles)
+        row, context = latest_rows(self, candles, self._market_like(candles))
         values = self._frame(row, self.feature_names_).to_numpy("float64")[0]
         return self.answer_values(values, context_values(context))
 
@@ -507,6 +513,14 @@ class BaseModel(BaseEstimator, ABC):
         warmup = max(required_warmup(self.feature_names_, self.timeframe), SCALE_WINDOW) + 2
         candles = get_backend().candles_for_features(symbol, frame.iloc[[-1]], self.timeframe, warmup)
         return self._answer_from_candles(candles)
+
+    def _market_like(self, candles: pd.DataFrame) -> dict[str, pd.DataFrame] | None:
+        """The market symbols' stored candles over the span of `candles` (cross-asset models only)."""
+        if not self.market_symbols_ or candles.empty or not isinstance(candles.index, pd.DatetimeIndex):
+            return None
+        stamps = index_ms(candles.index)
+        return get_backend().market_candles(list(self.market_symbols_), self.timeframe, int(stamps[0]),
+                                            int(stamps[-1]))
 
     def _latest(self, symbol: str) -> pd.DataFrame:
         bars = max(required_warmup(self.feature_names_, self.timeframe), SCALE_WINDOW) + 2
@@ -526,7 +540,8 @@ class BaseModel(BaseEstimator, ABC):
             "features": self.feature_names_, "horizon": self.horizon, "timeframe": self.timeframe,
             "feature_names_in": None if names_in is None else [str(n) for n in names_in],
             "calibration": self.calibration_, "training": dict(self.training_),
-            "performance": dict(self.performance_), "estimator": state, **self._extra_config(),
+            "performance": dict(self.performance_), "estimator": state,
+            "market_symbols": list(self.market_symbols_), **self._extra_config(),
         }
         config = jsonable(config)
         json.dumps(config, allow_nan=False)  # fail here, not when STORE writes config.json
@@ -556,6 +571,7 @@ class BaseModel(BaseEstimator, ABC):
         model.calibration_ = dict(config.get("calibration") or {})
         model.training_ = dict(config.get("training") or {})
         model.performance_ = dict(config.get("performance") or {})
+        model.market_symbols_ = tuple(config.get("market_symbols") or ())
         model._load_extra(config)
         model._load_estimator(Path(directory) / klass.artifact_file, dict(config.get("estimator") or {}))
         return model

@@ -9,23 +9,31 @@ their scale-free form before it gets here).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from app.core.errors import BadInput
+from app.core.errors import BadInput, Unavailable
 from app.data.frames import OHLCV, index_ms
-from app.features import compute_features, is_scale_free, required_warmup, scale_free_form
+from app.features import (
+    compute_features,
+    get_feature,
+    is_scale_free,
+    market_symbols,
+    required_warmup,
+    scale_free_form,
+)
 from app.ml.context import SCALE_WINDOW, context_frame
 from app.ml.targets import past_label
 
 if TYPE_CHECKING:
     from app.ml.base import BaseModel
 
-__all__ = ["SCALE_WINDOW", "Dataset", "build_dataset", "check_scale_free", "context_frame", "latest_rows"]
+__all__ = ["SCALE_WINDOW", "Dataset", "MarketCandlesMissing", "build_dataset", "check_scale_free",
+           "context_frame", "latest_rows", "market_of", "model_market_symbols"]
 
 META_COLUMNS = ["symbol", "ts_ms", "close", "scale", "past_label"]
 
@@ -38,6 +46,28 @@ def check_scale_free(features: list[str]) -> None:
             f"features {bad} are not scale-free (they are in price or volume units); models take only "
             f"scale-free features. Use instead: {hints}"
         )
+
+
+class MarketCandlesMissing(Unavailable):
+    """A cross-asset model cannot answer: a market symbol it reads has no candle where it is needed (503)."""
+
+
+def model_market_symbols(model: BaseModel, symbols: Iterable[str]) -> list[str]:
+    """The market symbols `model` reads: recorded when it trained, else what its features need of
+    `symbols` (the call's)."""
+    recorded = getattr(model, "market_symbols_", None)
+    if recorded:
+        return list(recorded)
+    return market_symbols(list(model.features), symbols)
+
+
+def market_of(model: BaseModel, candles_by_symbol: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    needed = model_market_symbols(model, candles_by_symbol)
+    missing = [s for s in needed if s not in candles_by_symbol]
+    if missing:
+        raise BadInput(f"{model.kind} model reads the candles of {needed} (cross-asset features); the "
+                       f"candles given lack {missing}")
+    return {s: candles_by_symbol[s] for s in needed}
 
 
 @dataclass(frozen=True)
@@ -89,12 +119,13 @@ def build_dataset(model: BaseModel, candles_by_symbol: Mapping[str, pd.DataFrame
     check_scale_free(features)
     horizon = int(model.horizon)
     warmup = required_warmup(features, model.timeframe)
+    market = market_of(model, candles_by_symbol)
     parts = []
     extra: list[str] = []
     for symbol in sorted(candles_by_symbol):
         candles = candles_by_symbol[symbol]
         check_candles(symbol, candles)
-        frame = compute_features(candles, features)
+        frame = compute_features(candles, features, market)
         label = model.target(candles).where(_whole_label_window(candles, horizon, model.bar_ms))
         frame["__y"] = label.to_numpy()
         frame = frame.join(context_frame(candles))
@@ -117,8 +148,15 @@ def build_dataset(model: BaseModel, candles_by_symbol: Mapping[str, pd.DataFrame
     return Dataset(X=pooled[features], y=pooled["__y"].to_numpy(dtype="float64"), meta=meta)
 
 
-def latest_rows(model: BaseModel, candles: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Features and context of the newest candle, for serving; refuses when the warm-up is not covered."""
+def latest_rows(
+    model: BaseModel, candles: pd.DataFrame, market: Mapping[str, pd.DataFrame] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Features and context of the newest candle, for serving; refuses when the warm-up is not covered.
+
+    A model with cross-asset features reads its recorded market symbols' candles (`market`, same
+    timeframe) at the same times, exactly as in training; MarketCandlesMissing (503) names a market
+    symbol whose candles are absent where the newest row needs them.
+    """
     check_candles("the request", candles)
     warmup = required_warmup(list(model.features), model.timeframe)
     if len(candles) <= warmup:
@@ -126,5 +164,32 @@ def latest_rows(model: BaseModel, candles: pd.DataFrame) -> tuple[pd.DataFrame, 
             f"{len(candles)} candles are not enough for features {model.features}: need more than "
             f"{warmup} (the warm-up) of {model.timeframe}"
         )
-    features = compute_features(candles.iloc[-(warmup + 1):], list(model.features))
-    return features.iloc[[-1]], context_frame(candles.iloc[-(SCALE_WINDOW + 1):]).iloc[[-1]]
+    window = candles.iloc[-(warmup + 1):]
+    needed = list(getattr(model, "market_symbols_", None) or ())
+    given = {s: market[s] for s in needed if market is not None and s in market}
+    features = compute_features(window, list(model.features), given if needed else None)
+    row = features.iloc[[-1]]
+    if needed:
+        check_market_row(model, row, window, given, needed)
+    return row, context_frame(candles.iloc[-(SCALE_WINDOW + 1):]).iloc[[-1]]
+
+
+def check_market_row(model: BaseModel, row: pd.DataFrame, window: pd.DataFrame,
+                     market: Mapping[str, pd.DataFrame], needed: list[str]) -> None:
+    """Refuse (503) a newest row whose cross-asset features are undefined for want of market candles."""
+    cross = [f for f in row.columns if get_feature(f).market is not None]
+    if not row[cross].isna().to_numpy().any():
+        return
+    missing = []
+    for symbol in needed:
+        frame = market.get(symbol)
+        absent = window.index if frame is None else window.index.difference(frame.index)
+        if len(absent):
+            missing.append(f"{symbol} (no candle at {absent[-1].isoformat()}"
+                           f"{f' and {len(absent) - 1} earlier' if len(absent) > 1 else ''})")
+    if missing:
+        raise MarketCandlesMissing(
+            f"{model.kind} model reads the candles of {needed} at the same times as the symbol's; missing "
+            f"market candles: {'; '.join(missing)}. Ingest them (`mlpipe ingest --symbols "
+            f"{','.join(needed)}`) or retry once they arrive"
+        )

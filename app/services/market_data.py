@@ -18,7 +18,8 @@ from app.data.frames import TIMEFRAME_MS, bars_per_day, index_ms, timeframe_ms
 from app.features import resample
 from app.ml.backend import set_backend
 
-__all__ = ["bars_per_day", "candles_for_features", "data_source_of", "latest_candles", "load_window"]
+__all__ = ["bars_per_day", "candles_for_features", "data_source_of", "latest_candles", "load_window",
+           "market_candles"]
 
 
 def latest_candles(symbol: str, timeframe: str, bars: int) -> pd.DataFrame:
@@ -57,6 +58,22 @@ def candles_for_features(symbol: str, features: pd.DataFrame, timeframe: str, wa
     return resample(candles, timeframe) if bar_ms > TIMEFRAME_MS["1m"] else candles
 
 
+def market_candles(symbols: list[str], timeframe: str, start_ms: int, end_ms: int) -> dict[str, pd.DataFrame]:
+    """The stored candles of `symbols` whose bars open in [start_ms, end_ms] (cross-asset models' market).
+
+    A symbol without any is left out: the model then names it (MarketCandlesMissing, 503).
+    """
+    bar_ms = timeframe_ms(timeframe)
+    out = {}
+    for symbol in symbols:
+        candles = load_candles(symbol, "1m", start_ts=start_ms, end_ts=end_ms + bar_ms - TIMEFRAME_MS["1m"])
+        if bar_ms > TIMEFRAME_MS["1m"]:
+            candles = resample(candles, timeframe)
+        if not candles.empty:
+            out[symbol] = candles
+    return out
+
+
 def data_source_of(candles_by_symbol: dict[str, pd.DataFrame]) -> str:
     """What a model trained on these candles records as its `data_source`: the stored candles' source.
 
@@ -76,6 +93,7 @@ class StoredBackend:
     latest_candles = staticmethod(latest_candles)
     load_window = staticmethod(load_window)
     candles_for_features = staticmethod(candles_for_features)
+    market_candles = staticmethod(market_candles)
     data_source_of = staticmethod(data_source_of)
 
     @staticmethod

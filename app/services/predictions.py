@@ -61,14 +61,28 @@ def needed_1m_bars(entry: CachedModel) -> int:
     return (bars + 1) * (TIMEFRAME_MS[entry.timeframe] // TIMEFRAME_MS["1m"])
 
 
+def market_for(entry: CachedModel, candles: pd.DataFrame) -> dict[str, pd.DataFrame] | None:
+    """The stored candles of the market symbols a cross-asset model reads, over the span of `candles`
+    (None for the other models). Missing ones are named by `latest_rows` (503), never guessed."""
+    needed = list(getattr(entry.model, "market_symbols_", ()) or ())
+    if not needed or candles.empty:
+        return None
+    from app.services.market_data import market_candles
+
+    stamps = index_ms(candles.index)
+    return market_candles(needed, entry.timeframe, int(stamps[0]), int(stamps[-1]))
+
+
 def feature_row(
     entry: CachedModel, candles: pd.DataFrame, what: str
 ) -> tuple[np.ndarray, dict[str, float] | None, int]:
-    """The model's features of the newest candle (checked finite), its close and scale, and its time."""
+    """The model's features of the newest candle (checked finite), its close and scale, and its time.
+
+    A cross-asset model also reads its market symbols' stored candles at the same times."""
     from app.ml.base import context_values
     from app.ml.dataset import latest_rows
 
-    features, context = latest_rows(entry.model, candles)
+    features, context = latest_rows(entry.model, candles, market_for(entry, candles))
     values = features[list(entry.features)].to_numpy(dtype="float64")[0]
     if not np.isfinite(values).all():
         bad = [c for c, v in zip(entry.features, values, strict=True) if not np.isfinite(v)]

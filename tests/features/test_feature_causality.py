@@ -9,7 +9,10 @@ import pytest
 from app.features import FEATURES, compute_features, is_scale_free, required_warmup
 
 EXTRA = ["returns_3", "log_returns_10", "rsi_7", "atr_3", "natr_5", "adx_30", "ema_50", "ema_dist_10",
-         "sma_dist_50", "volume_ratio_5", "bb_width_10", "realized_vol_10", "close_zscore_50"]
+         "sma_dist_50", "volume_ratio_5", "bb_width_10", "realized_vol_10", "close_zscore_50",
+         # higher-timeframe and volatility-regime features (cross-asset ones: test_market_features.py)
+         "htf_returns_15m", "htf_returns_1h_2", "htf_rsi_3_15m", "htf_returns_5m_3", "vol_ratio_10_60",
+         "vol_pct_10_300"]
 ALL = [*FEATURES, *EXTRA]
 
 

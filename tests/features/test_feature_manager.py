@@ -82,3 +82,15 @@ def test_unknown_timeframe_is_rejected_listing_the_known_ones():
 def test_no_candles_says_to_ingest_first(timeframe):
     with pytest.raises(NotFound, match="mlpipe ingest"):
         FeatureManager().get_features("DOGE-USDT", timeframe, ["returns"])
+
+
+def test_cross_asset_features_read_the_other_symbols_stored_candles_at_the_same_times(stored: pd.DataFrame,
+                                                                                       make_candles):
+    eth = make_candles(3100, seed=10, start="2024-01-01 22:13", price=2_000.0)
+    store_candles("ETH-USDT", eth.reset_index(drop=True).assign(ts=index_ms(eth.index)), "test")
+    names = ["btc_lag_5", "btc_beta_60", "xs_rel_returns_5"]
+    got = FeatureManager().get_features("ETH-USDT", "1m", names, lookback_bars=100)
+    want = compute_features(eth, names, market={"BTC-USDT": stored, "ETH-USDT": eth}).iloc[-100:]
+    _close(got, want)
+    with pytest.raises(BadInput, match="BTC-USDT"):  # a cross-section without BTC-USDT cannot read it
+        FeatureManager().get_features("ETH-USDT", "1m", ["btc_lag_5"], symbols=["ETH-USDT", "XRP-USDT"])

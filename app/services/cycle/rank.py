@@ -46,8 +46,18 @@ def _entries(records: list[ModelRecord]) -> list[RankEntry]:
     ]
 
 
-def decide_champions(cycle_id: str, records: list[ModelRecord]) -> dict[str, KindPlan]:
-    """Load this cycle's fits and the serving champions, score them on the newest candles, decide (pure)."""
+def lacking_market(model: Any, candles: dict[str, Any]) -> list[str]:
+    """The market symbols a cross-asset model reads that the cycle has no candles of (empty: none lacking)."""
+    return [s for s in getattr(model, "market_symbols_", ()) or () if s not in candles]
+
+
+def decide_champions(
+    cycle_id: str, records: list[ModelRecord], skipped: dict[str, str] | None = None
+) -> dict[str, KindPlan]:
+    """Load this cycle's fits and the serving champions, score them on the newest candles, decide (pure).
+
+    A model whose market symbols (cross-asset features) the cycle has no candles of cannot be scored on
+    the same rows as the others, nor served from them: it is left out (`skipped`: name -> why)."""
     cycle = read(cycle_id)
     serving = serving_champions(_entries(records))
     fresh = {r.name for r in records if (r.training or {}).get("cycle_id") == cycle_id}
@@ -74,6 +84,19 @@ def decide_champions(cycle_id: str, records: list[ModelRecord]) -> dict[str, Kin
     warm = max(cycle_ml.warmup_bars(m) for m in models)
     timeframes = {m.timeframe for m in models}
     candles = {tf: cycle_data.load_range(symbols, start, window["end_ms"], tf, warm) for tf in timeframes}
+    kept = []
+    for c in contenders:
+        lacking = lacking_market(c.model, candles[c.model.timeframe])
+        if lacking:
+            why = f"reads the candles of {lacking} (cross-asset features), which this cycle lacks"
+            log.warning("rank: model skipped", model=c.name, reason=why)
+            if skipped is not None:
+                skipped[c.name] = why
+            continue
+        kept.append(c)
+    contenders = kept
+    if not contenders:
+        return {}
     loaded = {c.name for c in contenders}
     return plan_champions(contenders, {k: v for k, v in serving.items() if v in loaded}, candles,
                           expiry_hours=get_settings().model_expiry_hours, cycle_hours=cycle_hours())
@@ -89,7 +112,8 @@ def rank(cycle_id: str) -> dict[str, Any]:
     with session_scope() as session:
         stmt = select(ModelRecord).where(ModelRecord.status.in_(RANKED_STATUSES))  # type: ignore[attr-defined]
         records = list(session.exec(stmt).all())
-    kind_plans = decide_champions(cycle_id, records)
+    skipped: dict[str, str] = {}
+    kind_plans = decide_champions(cycle_id, records, skipped)
     champions = {k: p.decision.champion for k, p in kind_plans.items() if p.decision.champion}
     plan = ModelRanker().plan(_entries(records), champions=champions)
     position = {name: i + 1 for i, (name, _) in enumerate(plan.order)}
@@ -130,6 +154,7 @@ def rank(cycle_id: str) -> dict[str, Any]:
         "candidates": plan.keep_candidate,
         "served_before": sorted(n for n, s in previous.items() if s == "active"),
         "champion_decisions": {k: p.as_dict() for k, p in kind_plans.items()},
+        "skipped": skipped,
         "decisions": decisions,
     }
     # one transaction: every promotion, then every supersede and archive, the events and this summary;

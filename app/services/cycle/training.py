@@ -65,11 +65,13 @@ def feature_rows(
 ) -> pd.DataFrame:
     """The model's input features (warmed up, every symbol pooled) for candles in [start_ms, end_ms]."""
     from app.features import compute_features
+    from app.ml.dataset import market_of
 
     warm = warmup_bars(model)
+    market = market_of(model, candles)
     parts = []
     for frame in candles.values():
-        feats = compute_features(frame, list(model.features)).iloc[warm:]
+        feats = compute_features(frame, list(model.features), market).iloc[warm:]
         stamps = index_ms(feats.index)
         keep = (stamps >= start_ms) & (stamps <= end_ms)
         parts.append(feats[keep])
