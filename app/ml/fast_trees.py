@@ -55,6 +55,10 @@ class FlatTrees:
     def totals(self, X: np.ndarray) -> np.ndarray:
         """Per row of X: start + tree 1 + tree 2 + ..., added one at a time in that order (cumsum is
         sequential), as the libraries add them; each row walks every tree at once, one step per level."""
+        return self.sums(self.leaves(X), self.start)
+
+    def leaves(self, X: np.ndarray) -> np.ndarray:
+        """Per row of X, the value of the leaf it reaches in each tree (rows x trees)."""
         if self.float32:
             X = X.astype(np.float32).astype(np.float64)
         rows = np.arange(len(X))[:, None]
@@ -62,8 +66,11 @@ class FlatTrees:
         feature, threshold, left, right = self.feature, self.threshold, self.left, self.right
         for _ in range(self.depth):
             node = np.where(X[rows, feature[node]] <= threshold[node], left[node], right[node])
-        sums = np.concatenate((np.broadcast_to(self.start, (len(X), 1)), self.value[node]), axis=1)
-        return np.cumsum(sums, axis=1, dtype=self.sum_dtype)[:, -1]
+        return self.value[node]
+
+    def sums(self, leaves: np.ndarray, start: np.ndarray) -> np.ndarray:
+        both = np.concatenate((np.broadcast_to(start, (len(leaves), 1)), leaves), axis=1)
+        return np.cumsum(both, axis=1, dtype=self.sum_dtype)[:, -1]
 
 
 def forest(estimator: Any) -> FlatTrees:
@@ -93,8 +100,8 @@ def xgboost_binary(booster: Any, probe_rows: int = 4000, seed: int = 0) -> FlatT
     """A binary:logistic XGBoost booster's margin, flattened, or None when it cannot be reproduced exactly.
 
     XGBoost compares float32 inputs with `x < split` (here `x <= the float32 just below split`, the same
-    test for float32 values), starts from the base score in margin space (the logit of `base_score`, in
-    float32 arithmetic) and adds the trees' leaves in float32, in tree order. Those are XGBoost's internals,
+    test for float32 values), starts from the base score in margin space (the logit of `base_score`)
+    and adds the trees' leaves in float32, in tree order. Those are XGBoost's internals,
     not its API, so the flattened trees are checked against `inplace_predict` on rows made of the split
     values themselves and either side of them (every comparison's edge) and on random rows; any bit of
     difference, a categorical split, more than one tree per round or another objective gives None, and the
@@ -143,8 +150,16 @@ def xgboost_binary(booster: Any, probe_rows: int = 4000, seed: int = 0) -> FlatT
     scales = rng.choice([1e-3, 1.0, 1e3], (probe_rows, 1))
     probe = np.vstack([np.column_stack(columns), rng.normal(size=(probe_rows, len(splits))) * scales])
     expected = np.asarray(booster.inplace_predict(probe, predict_type="margin"), dtype=np.float32)
-    got = np.concatenate([flat.totals(probe[i : i + SERVING_ROWS])
-                          for i in range(0, len(probe), SERVING_ROWS)])
-    if not np.array_equal(got.view(np.int32), expected.view(np.int32)):
-        return None
-    return flat
+    # The base score is stored (and printed in the JSON) rounded to fewer digits than its float32, so the
+    # exact start is the float32 within a few units in the last place of the logit that reproduces the
+    # booster on the whole probe; none, and the booster keeps answering.
+    leaves = np.concatenate([flat.leaves(probe[i : i + SERVING_ROWS])
+                             for i in range(0, len(probe), SERVING_ROWS)])
+    for step in sorted(range(-16, 17), key=abs):
+        candidate = np.array([start], dtype=np.float32)
+        for _ in range(abs(step)):
+            candidate = np.nextafter(candidate, np.float32(np.inf if step > 0 else -np.inf))
+        if np.array_equal(flat.sums(leaves, candidate).view(np.int32), expected.view(np.int32)):
+            flat.start = candidate
+            return flat
+    return None
