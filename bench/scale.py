@@ -63,7 +63,11 @@ def part_cycle(ns: list[int], days: float) -> None:
     for workers in (1, 2):
         for n in ns:
             out = subprocess.run([sys.executable, __file__, "--cycle-one", str(n), str(workers), str(days)],
-                                 cwd=ROOT, capture_output=True, text=True, check=True)
+                                 cwd=ROOT, capture_output=True, text=True)
+            if out.returncode != 0:  # say why, and go on with the other sizes
+                print(f"cycle: {n:3d} symbols, {workers} worker(s): failed (exit {out.returncode}):\n"
+                      + "\n".join(out.stderr.strip().splitlines()[-8:]), flush=True)
+                continue
             row = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append(row)
             print(f"cycle: {n:3d} symbols x {days:g} d, {workers} worker(s): {row['status']}, wall "
@@ -71,6 +75,8 @@ def part_cycle(ns: list[int], days: float) -> None:
                   flush=True)
     for workers in (1, 2):
         mine = [r for r in rows if r["workers"] == workers]
+        if len(mine) < 2:
+            continue
         xs = [r["symbols"] for r in mine]
         print(f"cycle, {workers} worker(s): wall ~ symbols^{exponent(xs, [r['wall_s'] for r in mine]):.2f}, "
               f"peak RSS ~ symbols^{exponent(xs, [r['peak_rss_mb'] for r in mine]):.2f}")
