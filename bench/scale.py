@@ -55,7 +55,8 @@ def cycle_one(n: int, workers: int, days: float) -> dict:
     result = cycle.run(workers, days)
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {"symbols": n, "workers": workers, "wall_s": result["wall_s"], "compute_s": result["compute_s"],
-            "status": result["status"], "peak_rss_mb": round(peak_kb / 1024, 1)}
+            "status": result["status"], "peak_rss_mb": round(peak_kb / 1024, 1),
+            "cpu_s": result.get("cpu_s", {})}
 
 
 def part_cycle(ns: list[int], days: float) -> None:
@@ -77,6 +78,16 @@ def part_cycle(ns: list[int], days: float) -> None:
         mine = [r for r in rows if r["workers"] == workers]
         if len(mine) < 2:
             continue
+        # CPU seconds per build, summed by model type: the work itself, whatever the machine's load
+        families = sorted({k for r in mine for k in r["cpu_s"]})
+        for family in families:
+            cpu = [r["cpu_s"].get(family, 0.0) for r in mine]
+            if all(c > 0 for c in cpu):
+                print(f"  {workers} worker(s) {family:30} CPU s " + " ".join(f"{c:.2f}" for c in cpu)
+                      + f"  ~ symbols^{exponent([r['symbols'] for r in mine], cpu):.2f}")
+        total = [sum(r["cpu_s"].values()) for r in mine]
+        print(f"  {workers} worker(s) all builds CPU s " + " ".join(f"{c:.2f}" for c in total)
+              + f"  ~ symbols^{exponent([r['symbols'] for r in mine], total):.2f}")
         xs = [r["symbols"] for r in mine]
         print(f"cycle, {workers} worker(s): wall ~ symbols^{exponent(xs, [r['wall_s'] for r in mine]):.2f}, "
               f"peak RSS ~ symbols^{exponent(xs, [r['peak_rss_mb'] for r in mine]):.2f}")
