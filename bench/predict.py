@@ -194,7 +194,7 @@ def profile(n: int = 20_000) -> None:
 # (label, file ending, function): cumulative time of each under cProfile, per request
 _PARTS = [
     ("whole request (ASGI app, middleware included)", "fastapi/applications.py", "__call__"),
-    ("  FastAPI's route handler", "fastapi/routing.py", "app"),
+    ("  FastAPI's routing and route handler", "fastapi/routing.py", "app"),
     ("    dependencies: key, caches, body validation", "fastapi/dependencies/utils.py", "solve_dependencies"),
     ("      of which the body's validation", "fastapi/dependencies/utils.py", "request_body_to_args"),
     ("    body read and JSON parse", "starlette/requests.py", "json"),
