@@ -59,9 +59,9 @@ def cycle_one(n: int, workers: int, days: float) -> dict:
             "cpu_s": result.get("cpu_s", {})}
 
 
-def part_cycle(ns: list[int], days: float) -> None:
+def part_cycle(ns: list[int], days: float, worker_counts: tuple[int, ...] = (1, 2)) -> None:
     rows = []
-    for workers in (1, 2):
+    for workers in worker_counts:
         for n in ns:
             out = subprocess.run([sys.executable, __file__, "--cycle-one", str(n), str(workers), str(days)],
                                  cwd=ROOT, capture_output=True, text=True)
@@ -74,7 +74,7 @@ def part_cycle(ns: list[int], days: float) -> None:
             print(f"cycle: {n:3d} symbols x {days:g} d, {workers} worker(s): {row['status']}, wall "
                   f"{row['wall_s']} s, compute {row['compute_s']} s, peak RSS {row['peak_rss_mb']} MB",
                   flush=True)
-    for workers in (1, 2):
+    for workers in worker_counts:
         mine = [r for r in rows if r["workers"] == workers]
         if len(mine) < 2:
             continue
@@ -279,6 +279,7 @@ def main() -> None:
     parser.add_argument("--part", choices=["cycle", "api", "ingest", "all"], default="all")
     parser.add_argument("--days", type=float, default=1.0, help="days of candles per symbol in the cycle")
     parser.add_argument("--symbols", type=int, nargs="+", default=[3, 10, 30], help="cycle sizes")
+    parser.add_argument("--cycle-workers", type=int, nargs="+", default=[1, 2], help="worker counts")
     parser.add_argument("--api-symbols", type=int, nargs="+", default=[3, 30, 300])
     parser.add_argument("--rounds", type=int, default=400, help="predict calls per API size")
     parser.add_argument("--cycle-one", nargs=3, help=argparse.SUPPRESS)
@@ -294,7 +295,7 @@ def main() -> None:
     if args.part in ("ingest", "all"):
         part_ingest([3, 10, 30])
     if args.part in ("cycle", "all"):
-        part_cycle(args.symbols, args.days)
+        part_cycle(args.symbols, args.days, tuple(args.cycle_workers))
     if args.part in ("api", "all"):
         part_api(args.api_symbols, args.rounds)  # last: it sets this process's environment
 
