@@ -86,7 +86,7 @@ class DirectionPredictor(ClassifierModel):
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
         flat = getattr(self, "flat_trees_", None)
-        if flat is not None and len(X) <= fast_trees.SERVING_ROWS and not np.isnan(X).any():
+        if flat is not None and len(X) <= fast_trees.SERVING_ROWS and np.isfinite(X).all():
             return flat.totals(X)  # ~0.03 ms for one row, against ~0.1-0.2 ms through the wrapper below
         # The booster's own call: the scikit-learn wrapper's `predict` sets and reads XGBoost's global
         # config, as JSON, on every call (~0.8 ms for one row); the margins are the same (tests check).
