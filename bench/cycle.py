@@ -100,6 +100,7 @@ def run(workers: int, days: float, folds: int | None = None) -> dict:
         "workers": workers, "status": done.status, "wall_s": round(wall, 2), "compute_s": round(compute, 2),
         "overhead": round(wall / (compute / workers) - 1.0, 4),
         "jobs": {k: round(v["seconds"], 2) for k, v in jobs.items()},
+        "cpu_s": {k: round(v.get("cpu_seconds", 0.0), 3) for k, v in jobs.items() if k.startswith("build:")},
         "errors": done.errors,
     }
 

@@ -182,13 +182,52 @@ def profile(n: int = 20_000) -> None:
     served = _asgi_calls("POST", "/predict/direction", {"symbol": "BTC-USDT"}, 3000)
     print(f"through the ASGI app in process: bare {1e3 * bare:.3f} ms, predict (cached features) "
           f"{1e3 * served:.3f} ms, difference {1e3 * (served - bare):.3f} ms")
-    if os.environ.get("BENCH_PROFILE_ASGI") != "1":
-        return
     profiler = cProfile.Profile()
     profiler.enable()
     _asgi_calls("POST", "/predict/direction", {"symbol": "BTC-USDT"}, 3000)
     profiler.disable()
-    pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+    _where_a_request_goes(pstats.Stats(profiler), 3200, served)
+    if os.environ.get("BENCH_PROFILE_ASGI") == "1":
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+
+
+# (label, file ending, function): cumulative time of each under cProfile, per request
+_PARTS = [
+    ("whole request (ASGI app, middleware included)", "fastapi/applications.py", "__call__"),
+    ("  FastAPI's routing and route handler", "fastapi/routing.py", "app"),
+    ("    dependencies: key, caches, body validation", "fastapi/dependencies/utils.py", "solve_dependencies"),
+    ("      of which the body's validation", "fastapi/dependencies/utils.py", "request_body_to_args"),
+    ("    body read and JSON parse", "starlette/requests.py", "json"),
+    ("    the route (app/api/routes/predict.py)", "app/api/routes/predict.py", "predict"),
+    ("      service call (predict_in_memory)", "app/services/predictions.py", "predict_in_memory"),
+    ("        model answer (answer_values)", "app/ml/base.py", "answer_values"),
+    ("          flattened trees (fast_trees)", "app/ml/fast_trees.py", "totals"),
+    ("        dissimilarity index", "app/ml/dissimilarity.py", "check"),
+    ("        freshness check", "app/services/predictions.py", "check_fresh"),
+    ("        feature-row cache look-up", "app/services/predictions.py", "memory_inputs"),
+    ("        log entry", "app/services/predictions.py", "log_served"),
+    ("        Prometheus metrics", "app/services/predictions.py", "_observe"),
+    ("      JSON written (orjson)", "app/api/fast_json.py", "json_response"),
+]
+
+
+def _where_a_request_goes(stats, requests: int, unprofiled_s: float) -> None:  # noqa: ANN001
+    """The profile as a table: per request, each part's cumulative time and its share of the whole."""
+    found: dict[str, float] = {}
+    for (filename, _line, name), (_cc, _nc, _tt, cumulative, _callers) in stats.stats.items():
+        for label, ending, function in _PARTS:
+            if name == function and filename.endswith(ending):
+                found[label] = max(found.get(label, 0.0), cumulative)  # the outermost (e.g. routing's `app`)
+    whole = found.get(_PARTS[0][0]) or 1.0
+    print(f"where a cached predict request goes (cProfile, {requests} requests through the ASGI app; "
+          f"unprofiled {1e3 * unprofiled_s:.3f} ms a request):")
+    print("| part | profiled ms per request | share | share x unprofiled ms |\n|---|---|---|---|")
+    for label, *_ in _PARTS:
+        if label in found:
+            t = found[label] / requests
+            share = found[label] / whole
+            scaled = 1e3 * unprofiled_s * share
+            print(f"| {label.strip()} | {1e3 * t:.3f} | {100 * share:.0f}% | {scaled:.3f} |")
 
 
 def _free_port() -> int:

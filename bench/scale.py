@@ -55,22 +55,39 @@ def cycle_one(n: int, workers: int, days: float) -> dict:
     result = cycle.run(workers, days)
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {"symbols": n, "workers": workers, "wall_s": result["wall_s"], "compute_s": result["compute_s"],
-            "status": result["status"], "peak_rss_mb": round(peak_kb / 1024, 1)}
+            "status": result["status"], "peak_rss_mb": round(peak_kb / 1024, 1),
+            "cpu_s": result.get("cpu_s", {})}
 
 
-def part_cycle(ns: list[int], days: float) -> None:
+def part_cycle(ns: list[int], days: float, worker_counts: tuple[int, ...] = (1, 2)) -> None:
     rows = []
-    for workers in (1, 2):
+    for workers in worker_counts:
         for n in ns:
             out = subprocess.run([sys.executable, __file__, "--cycle-one", str(n), str(workers), str(days)],
-                                 cwd=ROOT, capture_output=True, text=True, check=True)
+                                 cwd=ROOT, capture_output=True, text=True)
+            if out.returncode != 0:  # say why, and go on with the other sizes
+                print(f"cycle: {n:3d} symbols, {workers} worker(s): failed (exit {out.returncode}):\n"
+                      + "\n".join(out.stderr.strip().splitlines()[-8:]), flush=True)
+                continue
             row = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append(row)
             print(f"cycle: {n:3d} symbols x {days:g} d, {workers} worker(s): {row['status']}, wall "
                   f"{row['wall_s']} s, compute {row['compute_s']} s, peak RSS {row['peak_rss_mb']} MB",
                   flush=True)
-    for workers in (1, 2):
+    for workers in worker_counts:
         mine = [r for r in rows if r["workers"] == workers]
+        if len(mine) < 2:
+            continue
+        # CPU seconds per build, summed by model type: the work itself, whatever the machine's load
+        families = sorted({k for r in mine for k in r["cpu_s"]})
+        for family in families:
+            cpu = [r["cpu_s"].get(family, 0.0) for r in mine]
+            if all(c > 0 for c in cpu):
+                print(f"  {workers} worker(s) {family:30} CPU s " + " ".join(f"{c:.2f}" for c in cpu)
+                      + f"  ~ symbols^{exponent([r['symbols'] for r in mine], cpu):.2f}")
+        total = [sum(r["cpu_s"].values()) for r in mine]
+        print(f"  {workers} worker(s) all builds CPU s " + " ".join(f"{c:.2f}" for c in total)
+              + f"  ~ symbols^{exponent([r['symbols'] for r in mine], total):.2f}")
         xs = [r["symbols"] for r in mine]
         print(f"cycle, {workers} worker(s): wall ~ symbols^{exponent(xs, [r['wall_s'] for r in mine]):.2f}, "
               f"peak RSS ~ symbols^{exponent(xs, [r['peak_rss_mb'] for r in mine]):.2f}")
@@ -262,6 +279,7 @@ def main() -> None:
     parser.add_argument("--part", choices=["cycle", "api", "ingest", "all"], default="all")
     parser.add_argument("--days", type=float, default=1.0, help="days of candles per symbol in the cycle")
     parser.add_argument("--symbols", type=int, nargs="+", default=[3, 10, 30], help="cycle sizes")
+    parser.add_argument("--cycle-workers", type=int, nargs="+", default=[1, 2], help="worker counts")
     parser.add_argument("--api-symbols", type=int, nargs="+", default=[3, 30, 300])
     parser.add_argument("--rounds", type=int, default=400, help="predict calls per API size")
     parser.add_argument("--cycle-one", nargs=3, help=argparse.SUPPRESS)
@@ -277,7 +295,7 @@ def main() -> None:
     if args.part in ("ingest", "all"):
         part_ingest([3, 10, 30])
     if args.part in ("cycle", "all"):
-        part_cycle(args.symbols, args.days)
+        part_cycle(args.symbols, args.days, tuple(args.cycle_workers))
     if args.part in ("api", "all"):
         part_api(args.api_symbols, args.rounds)  # last: it sets this process's environment
 

@@ -22,3 +22,16 @@ def test_load_returns_utc_index_oldest_first_and_limit_takes_the_newest():
     assert str(frame.index.tz) == "UTC"
     assert last_candle_ts("ETH-USDT") == 1_700_000_280_000
     assert last_candle_ts("XRP-USDT") is None
+
+
+def test_newest_candles_of_many_symbols_in_one_query():
+    from app.data.candles import last_candle_ts_many
+
+    store_candles("BTC-USDT", _frame(1_700_000_040_000, 5), "csv")
+    store_candles("ETH-USDT", _frame(1_700_000_040_000, 3), "csv")
+    store_candles("ETH-USDT", _frame(1_700_000_040_000, 3).assign(ts=lambda f: f["ts"] + 10**9), "csv")
+
+    found = last_candle_ts_many(["ETH-USDT", "NOPE-USDT", "BTC-USDT"], chunk=2)
+
+    assert found == {"ETH-USDT": 1_701_000_160_000, "NOPE-USDT": None, "BTC-USDT": 1_700_000_280_000}
+    assert found == {s: last_candle_ts(s) for s in found}

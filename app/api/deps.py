@@ -7,6 +7,7 @@ declared, so the OpenAPI page at /docs offers an Authorize button for either.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Security, status
@@ -62,10 +63,7 @@ def _unauthorized(message: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=message, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def _caller_role(
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    header_key: Annotated[str | None, Security(_header)],
-) -> str:
+async def _role_of(bearer: HTTPAuthorizationCredentials | None, header_key: str | None) -> str:
     key = header_key or (bearer.credentials if bearer is not None else None)
     if not key:
         raise _unauthorized(f"missing API key: {HOW_TO_SEND}")
@@ -75,6 +73,14 @@ async def _caller_role(
     if role is None:
         raise _unauthorized(f"invalid or revoked API key: check it, or {HOW_TO_SEND}")
     return role
+
+
+_Bearer = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+_Header = Annotated[str | None, Security(_header)]
+
+
+async def _caller_role(bearer: _Bearer, header_key: _Header) -> str:
+    return await _role_of(bearer, header_key)
 
 
 async def require_predict(role: Annotated[str, Depends(_caller_role)]) -> str:
@@ -95,3 +101,23 @@ async def require_operator(role: Annotated[str, Depends(_caller_role)]) -> str:
 
 PredictAuth = Annotated[str, Depends(require_predict)]
 OperatorAuth = Annotated[str, Depends(require_operator)]
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What a predict route needs, from one dependency: the caller's role and the serving caches."""
+
+    role: str
+    cache: ModelCache
+    rows: FeatureRowCache
+
+
+async def predict_serving(bearer: _Bearer, header_key: _Header) -> Serving:
+    """A predict or an operator key (as `require_predict`), and the process's model and feature-row caches.
+
+    One dependency instead of three (key, `CacheDep`, `FeatureRowsDep`): FastAPI's per-dependency work is a
+    measurable share of a cached prediction's cost (bench/README.md, issue 14)."""
+    return Serving(await _role_of(bearer, header_key), get_cache(), get_feature_rows())
+
+
+ServingDep = Annotated[Serving, Depends(predict_serving)]

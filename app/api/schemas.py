@@ -128,6 +128,9 @@ class Prediction(BaseModel):
     beats_baseline: bool | None = Field(default=None, description="the interval's lower end is above 0")
 
 
+PREDICTION_FIELDS = frozenset(Prediction.model_fields)  # what a written answer keeps (fast_json.only)
+
+
 class SymbolError(BaseModel):
     """One symbol of a batch that could not be answered: the status and reason a single call would give."""
 

@@ -88,6 +88,24 @@ def last_candle_ts(
         return conn.execute(stmt).scalar()
 
 
+def last_candle_ts_many(
+    symbols: list[str], timeframe: str = "1m", engine: Engine | None = None, *, chunk: int = 200
+) -> dict[str, int | None]:
+    """`last_candle_ts` of many symbols in one round trip: one SELECT of a max() subquery per symbol, so
+    each is its own backward walk of the (symbol, timeframe, ts) key (a GROUP BY over `IN (...)` would read
+    every candle of those symbols)."""
+    out: dict[str, int | None] = {}
+    with (engine or get_engine()).connect() as conn:
+        for i in range(0, len(symbols), chunk):
+            part = symbols[i : i + chunk]
+            stmt = select(*(
+                select(func.max(Candle.ts)).where(Candle.symbol == s, Candle.timeframe == timeframe)
+                .scalar_subquery() for s in part
+            ))
+            out.update(zip(part, conn.execute(stmt).one(), strict=True))
+    return out
+
+
 def count_candles(symbol: str | None = None, timeframe: str = "1m", engine: Engine | None = None) -> int:
     stmt = select(func.count()).select_from(Candle).where(Candle.timeframe == timeframe)
     if symbol is not None:

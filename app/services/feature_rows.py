@@ -2,9 +2,11 @@
 
 A row is keyed by (symbol, timeframe, newest stored 1m candle, features), so repeated requests between two
 candles compute nothing. Which candle is newest is re-read at most every `ttl` seconds per symbol (candles
-arrive once a minute), one read per symbol at a time on its own daemon thread, so a hung database blocks
-only that read. The symbols that have candles at all are re-read at most once a second, so requests naming
-invented symbols cost no query each.
+arrive once a minute), one read per symbol at a time on a daemon thread, so a hung database blocks only
+that read. A re-read also takes along every other symbol asked in the last `serve_stale` seconds whose
+value is at least half a TTL old, in the same query (`last_candle_ts_many`): a client cycling over 300
+symbols costs a few queries a second, not one per symbol per TTL. The symbols that have candles at all
+are re-read at most once a second, so requests naming invented symbols cost no query each.
 
 The API process makes one (`get_feature_rows`) and routes receive it through `FeatureRowsDep`; tests and
 benchmarks may make their own.
@@ -24,6 +26,7 @@ import numpy as np
 
 ROWS = 4096  # (symbol, model) rows: 300 symbols x 5 champions x a few timeframes fit, ~1 KB each
 SYMBOLS = 4096  # symbols whose newest candle is remembered: requests naming many cannot grow memory
+BATCH = 500  # symbols re-read in one query at most
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class FeatureRowCache:
         newest: Callable[[str], int | None] | None = None,
         symbols: Callable[[], Any] | None = None,
         *,
+        newest_many: Callable[[list[str]], dict[str, int | None]] | None = None,
         ttl: float = 0.5,
         fresh_wait: float = 0.25,
         stale_ok: float = 60.0,
@@ -52,9 +56,11 @@ class FeatureRowCache:
         serve_stale: float = 2.0,
         size: int = ROWS,
     ) -> None:
-        from app.data.candles import last_candle_ts, stored_symbols
+        from app.data.candles import last_candle_ts_many, stored_symbols
 
-        self._read = newest or last_candle_ts
+        if newest_many is None:
+            newest_many = (lambda names: {s: newest(s) for s in names}) if newest else last_candle_ts_many
+        self._read_many = newest_many
         self._list = symbols or stored_symbols
         self.ttl = ttl  # how long a newest-candle read answers without a re-read
         self.fresh_wait = fresh_wait  # how long a request waits for a re-read before the last known value
@@ -65,6 +71,7 @@ class FeatureRowCache:
         self._rows: OrderedDict[tuple, Inputs] = OrderedDict()
         self._newest: OrderedDict[str, tuple[float, int | None]] = OrderedDict()
         self._reads: dict[str, tuple[float, concurrent.futures.Future[int | None]]] = {}
+        self._asked: dict[str, float] = {}  # when each symbol was last asked for (which re-reads to batch)
         self._symbols: tuple[float, frozenset[str]] = (float("-inf"), frozenset())
         self._lock = threading.Lock()
         # the symbol list is read from the database under its own lock: holding `_lock` through that read
@@ -85,6 +92,7 @@ class FeatureRowCache:
         with self._lock:
             self._rows.clear()
             self._newest.clear()
+            self._asked.clear()
             self._symbols = (float("-inf"), frozenset())
 
     # ---- newest candle, without I/O (the event loop) -----------------------------------------------------
@@ -95,7 +103,9 @@ class FeatureRowCache:
         hit = self._newest.get(symbol)
         if hit is None:
             return False, None
-        age = time.monotonic() - hit[0]
+        now = time.monotonic()
+        self._asked[symbol] = now
+        age = now - hit[0]
         if age < self.ttl:
             return True, hit[1]
         if age < self.serve_stale:
@@ -119,11 +129,13 @@ class FeatureRowCache:
         candle they are from); one never read waits for the database, within its timeouts.
         """
         hit = self._newest.get(symbol)
-        age = time.monotonic() - hit[0] if hit is not None else None
-        if hit is not None and age is not None and age < self.ttl:
-            return hit[1]
+        now = time.monotonic()
+        age = now - hit[0] if hit is not None else None
         if hit is None and not self._may_have_candles(symbol):
             return None
+        self._asked[symbol] = now  # only symbols with candles: invented names cannot grow it
+        if hit is not None and age is not None and age < self.ttl:
+            return hit[1]
         started, future = self._read_newest(symbol)
         if hit is None or (age is not None and age >= self.stale_ok):
             return future.result()
@@ -148,26 +160,41 @@ class FeatureRowCache:
             running = self._reads.get(symbol)
             if running is not None:
                 return running
-            future: concurrent.futures.Future[int | None] = concurrent.futures.Future()
-            self._reads[symbol] = running = (time.monotonic(), future)
+            now = time.monotonic()
+            along = []
+            for other, asked in list(self._asked.items()):
+                if now - asked >= self.serve_stale:
+                    self._asked.pop(other, None)  # not asked lately: not re-read until asked again
+                elif other != symbol and other not in self._reads and len(along) < BATCH - 1:
+                    read_at = self._newest.get(other, (float("-inf"), None))[0]
+                    if now - read_at >= self.ttl / 2:
+                        along.append(other)
+            names = [symbol, *along]
+            reads = {name: (now, concurrent.futures.Future()) for name in names}
+            self._reads.update(reads)
 
         def read() -> None:
             try:
-                value = self._read(symbol)
+                values = self._read_many(names)
                 with self._lock:
-                    self._newest[symbol] = (time.monotonic(), value)
-                    self._newest.move_to_end(symbol)
-                    if len(self._newest) > SYMBOLS:
+                    for name in names:
+                        self._newest[name] = (time.monotonic(), values.get(name))
+                        self._newest.move_to_end(name)
+                    while len(self._newest) > SYMBOLS:
                         self._newest.popitem(last=False)
-                future.set_result(value)
+                for name in names:
+                    reads[name][1].set_result(values.get(name))
             except BaseException as exc:  # handed to the waiting request (a 503), or dropped if none waits
-                future.set_exception(exc)
+                for name in names:
+                    reads[name][1].set_exception(exc)
             finally:
                 with self._lock:
-                    self._reads.pop(symbol, None)
+                    for name in names:
+                        if self._reads.get(name) is reads[name]:
+                            del self._reads[name]
 
         threading.Thread(target=read, name="newest-candle", daemon=True).start()
-        return running
+        return reads[symbol]
 
 
 _rows: FeatureRowCache | None = None

@@ -11,7 +11,7 @@ import jsonschema_rs
 import pytest
 from fastapi.routing import APIRoute
 
-from app.api.deps import require_operator, require_predict
+from app.api.deps import predict_serving, require_operator, require_predict
 from app.main import create_app
 from app.store.cache import get_cache
 from tests.api.ml_setup import Trained, save
@@ -63,7 +63,7 @@ def _roles(route: APIRoute) -> set[Any]:
         dependant = todo.pop()
         found.add(dependant.call)
         todo.extend(dependant.dependencies)
-    return found & {require_operator, require_predict}
+    return found & {require_operator, require_predict, predict_serving}  # predict_serving: a predict key
 
 
 def _api_routes(routes: list[Any]) -> list[APIRoute]:

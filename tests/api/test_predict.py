@@ -47,6 +47,24 @@ def test_direction_champion_answers_from_stored_candles(setup: dict, trained: Tr
     assert body["beats_baseline"] is perf["beats_baseline"]
 
 
+@pytest.mark.parametrize("kind", ["direction", "risk", "price"])
+def test_the_written_answer_is_the_response_models_document(setup: dict, kind: str) -> None:
+    """The route writes its JSON itself (no response-model validation on the hot path): the document
+    validates as `Prediction` (`BatchPrediction` for many symbols) and is the one pydantic writes from it."""
+    import json
+
+    from app.api.schemas import BatchPrediction, Prediction
+
+    http, headers = setup["http"], setup["keys"]["predict"]
+    for body, schema in (({"symbol": "BTC-USDT"}, Prediction),
+                         ({"symbols": ["BTC-USDT", "NOPE-USDT"]}, BatchPrediction)):
+        r = http.post(f"/predict/{kind}", json=body, headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "application/json"
+        parsed = schema.model_validate_json(r.content)
+        assert json.loads(parsed.model_dump_json(exclude_unset=True)) == r.json()
+
+
 def _own_answer(trained: Trained, family: str, symbol: str):  # noqa: ANN202
     """What the trained model answers in this process on the whole candle history of `symbol`."""
     return trained.models[family].predict(current_features=candles_frame(trained.candles[symbol]))

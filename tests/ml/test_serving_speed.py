@@ -81,3 +81,31 @@ def test_answers_for_many_symbols_equal_one_at_a_time(kind: str, rw_models, rand
 
     assert many == [model.answer_values(x, c) for x, c in zip(X, contexts, strict=True)]
     assert len({str(a) for a in many}) > 5
+
+
+def test_directions_trees_are_served_flattened_and_equal_the_booster_bit_for_bit(rw_models, tmp_path) -> None:  # noqa: ANN001
+    """XGBoost's margins from arrays (fast_trees.xgboost_binary) on rows far and near every split, and
+    after a save and load; the flattening is refused (None: the booster answers) for another objective."""
+    import json
+
+    import xgboost
+
+    from app.ml import fast_trees
+
+    model = rw_models["direction"]
+    assert model.flat_trees_ is not None  # the serving path is the flattened one, not the wrapper
+    booster = model.estimator_.get_booster()
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(3000, len(model.feature_names_))) * rng.choice([1e-4, 1.0, 50.0], size=(3000, 1))
+    served = np.concatenate([model._raw(X[i : i + 200]) for i in range(0, len(X), 200)])
+    margins = booster.inplace_predict(X, predict_type="margin")
+    assert np.array_equal(served.view(np.int32), margins.view(np.int32))
+
+    config = json.loads(json.dumps(model.save_artifacts(tmp_path)))
+    loaded = type(model).load_artifacts(tmp_path, config)
+    assert loaded.flat_trees_ is not None
+    assert np.array_equal(loaded._raw(X[:200]), model._raw(X[:200]))
+
+    y = (X[:, 0] > 0).astype(int)
+    other = xgboost.XGBClassifier(n_estimators=5, objective="binary:logitraw", n_jobs=1).fit(X, y)
+    assert fast_trees.xgboost_binary(other.get_booster()) is None

@@ -76,3 +76,28 @@ def test_clear_empties_rows_and_newest_candles() -> None:
 
     assert rows.get(("BTC-USDT", "1m", 5, ("returns",))) is None
     assert rows.fresh_newest("BTC-USDT") == (False, None)
+
+
+def test_symbols_asked_lately_are_reread_together_in_one_query() -> None:
+    queries: list[list[str]] = []
+    newest = {f"S{i:02d}-USDT": 1_000 for i in range(30)}
+
+    def many(names: list[str]) -> dict[str, int | None]:
+        queries.append(list(names))
+        return {n: newest.get(n) for n in names}
+
+    rows = FeatureRowCache(symbols=lambda: [*newest, "IDLE-USDT"], newest_many=many, ttl=0.1, serve_stale=1.0)
+    newest["IDLE-USDT"] = 1_000
+    rows.newest("IDLE-USDT")  # asked once, then not again
+    time.sleep(1.05)
+    for symbol in list(newest)[:30]:
+        assert rows.newest(symbol) == 1_000  # a first read waits for its own query
+    time.sleep(0.15)
+    for symbol in list(newest)[:30]:
+        newest[symbol] = 61_000
+    queries.clear()
+
+    answers = [rows.newest(symbol) for symbol in list(newest)[:30]]
+
+    assert answers == [61_000] * 30
+    assert len(queries) == 1 and sorted(queries[0]) == sorted(list(newest)[:30])  # not IDLE-USDT

@@ -9,12 +9,15 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Path
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
-from app.api.deps import CacheDep, FeatureRowsDep, PredictAuth
+from app.api.deps import CacheDep, FeatureRowsDep, PredictAuth, ServingDep
 from app.api.docs import errors
+from app.api.fast_json import json_response, only
 from app.api.schemas import (
     ENSEMBLE_REF_PATTERN,
     MODEL_REF_PATTERN,
+    PREDICTION_FIELDS,
     BatchPrediction,
     EnsemblePrediction,
     Prediction,
@@ -87,36 +90,37 @@ def guarded(compute: Callable[..., dict[str, Any] | None], request: PredictInput
 
 @router.post(
     "/predict/{model}",
-    response_model=Prediction | BatchPrediction,
+    response_model=Prediction | BatchPrediction,  # documents the answer; the route returns ready JSON bytes
     response_model_exclude_unset=True,
     responses=_ERRORS,
 )  # type: ignore[arg-type]
 async def predict(
     body: PredictRequest,
-    _role: PredictAuth,
-    cache: CacheDep,
-    rows: FeatureRowsDep,
+    serving: ServingDep,
     model: str = Path(
         description="a model name (direction_xgb_003) or a kind (direction) for its champion",
         max_length=128,
         pattern=MODEL_REF_PATTERN,
         examples=["direction"],
     ),
-) -> dict:
+) -> Response:
     """Answer from a model in memory; features from the latest stored candles unless the body has them.
 
     With `symbols` (at most 100): one answer per symbol, in order, and an error per symbol (404 no
     candles, 503 not enough history) instead of one for the whole call.
     """
+    cache, rows = serving.cache, serving.rows
     if body.symbols is not None:
-        return await _many(cache, rows, model, body.symbols)
+        many = await _many(cache, rows, model, body.symbols)
+        many["predictions"] = [p if "error" in p else only(p, PREDICTION_FIELDS) for p in many["predictions"]]
+        return json_response(many)
     # Answers whose inputs are already in memory (a fraction of a millisecond) run on the event loop;
     # anything that reads the database or computes features goes to the threadpool.
     request = plain(body)
     result = guarded(predictions.predict_in_memory, request, cache, rows, model)
     if result is None:
         result = await run_in_threadpool(guarded, predictions.predict, request, cache, rows, model)
-    return result
+    return json_response(only(result, PREDICTION_FIELDS))
 
 
 async def _many(cache: ModelCache, rows: FeatureRowCache, model: str, symbols: list[str]) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import CacheDep, FeatureRowsDep, PredictAuth
 from app.api.docs import errors
-from app.api.schemas import MAX_SYMBOLS, MODEL_REF_PATTERN, SYMBOL_PATTERN, Prediction
+from app.api.fast_json import dumps, only
+from app.api.schemas import MAX_SYMBOLS, MODEL_REF_PATTERN, PREDICTION_FIELDS, SYMBOL_PATTERN
 from app.core.errors import BadInput
 from app.services import streaming
 from app.services.feature_rows import FeatureRowCache
@@ -74,7 +75,7 @@ async def stream_predictions(
 def _json(event: dict[str, Any]) -> str:
     """A prediction exactly as POST /predict/{model} writes it; an error as plain JSON."""
     if event["event"] == "prediction":
-        return Prediction.model_validate(event["data"]).model_dump_json(exclude_unset=True)
+        return dumps(only(event["data"], PREDICTION_FIELDS)).decode()
     return json.dumps(event["data"])
 
 

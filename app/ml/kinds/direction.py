@@ -10,7 +10,7 @@ import pandas as pd
 from xgboost import XGBClassifier
 
 from app.core.errors import BadInput
-from app.ml import targets
+from app.ml import fast_trees, targets
 from app.ml.families import ClassifierModel
 
 DEFAULT_FEATURES = (
@@ -75,9 +75,19 @@ class DirectionPredictor(ClassifierModel):
 
     def _fit_estimator(self, X: np.ndarray, y: np.ndarray) -> None:
         self.estimator_ = self._new_estimator().fit(X, y.astype("int64"))
-        self.estimator_.get_booster().set_param({"nthread": 1})
+        self._booster_ready()
+
+    def _booster_ready(self) -> None:
+        booster = self.estimator_.get_booster()
+        booster.set_param({"nthread": 1})
+        # Serving: the trees as arrays (fast_trees), used only when they reproduce the booster's margins
+        # bit for bit on a probe of every split's edges; otherwise (None) the booster answers.
+        self.flat_trees_ = fast_trees.xgboost_binary(booster)
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
+        flat = getattr(self, "flat_trees_", None)
+        if flat is not None and len(X) <= fast_trees.SERVING_ROWS and np.isfinite(X).all():
+            return flat.totals(X)  # ~0.03 ms for one row, against ~0.1-0.2 ms through the wrapper below
         # The booster's own call: the scikit-learn wrapper's `predict` sets and reads XGBoost's global
         # config, as JSON, on every call (~0.8 ms for one row); the margins are the same (tests check).
         return self.estimator_.get_booster().inplace_predict(X, predict_type="margin")
@@ -89,4 +99,4 @@ class DirectionPredictor(ClassifierModel):
     def _load_estimator(self, path: Path, state: dict) -> None:
         self.estimator_ = self._new_estimator()
         self.estimator_.load_model(path)
-        self.estimator_.get_booster().set_param({"nthread": 1})
+        self._booster_ready()
