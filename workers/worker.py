@@ -33,8 +33,9 @@ import os
 import time
 from typing import Any
 
-from rq import Worker
+from rq import SimpleWorker, Worker
 from rq.exceptions import AbandonedJobError
+from rq.worker import BaseWorker
 
 from app.core.config import get_settings
 from workers import leases
@@ -42,7 +43,31 @@ from workers import leases
 PUBSUB_JOIN_SECONDS = 2.0  # how long leaving waits for the pubsub thread (a daemon: it cannot hold the exit)
 
 
-class MlpipeWorker(Worker):
+class PromptExit(BaseWorker):
+    """Leaving without RQ's minute-long wait on its pubsub thread (see the module docstring)."""
+
+    def unsubscribe(self) -> None:
+        thread, pubsub = self.pubsub_thread, self.pubsub
+        if thread is None or pubsub is None:
+            return
+        self.log.info("Worker %s: unsubscribing from channel %s", self.name, self.pubsub_channel_name)
+        try:
+            thread.stop(timeout=0)  # the run flag only: the thread ends on its next wake-up
+        except TypeError:  # a redis-py whose stop() takes no bound never waited in it
+            thread.stop()
+        try:
+            pubsub.unsubscribe()  # its confirmation wakes the thread's read
+        except Exception:  # noqa: BLE001 - Redis gone: the connection is closed below either way
+            self.log.warning("Worker %s: UNSUBSCRIBE failed", self.name, exc_info=True)
+        thread.join(timeout=PUBSUB_JOIN_SECONDS)
+        pubsub.close()
+
+
+class PromptSimpleWorker(PromptExit, SimpleWorker):
+    """RQ's in-process worker (no work horse), leaving promptly: for tests and benchmarks."""
+
+
+class MlpipeWorker(PromptExit, Worker):
     def __init__(
         self, *args: Any, lease_seconds: int | None = None, sweep_seconds: float | None = None, **kwargs: Any
     ) -> None:
@@ -62,23 +87,6 @@ class MlpipeWorker(Worker):
     def dequeue_timeout(self) -> int:
         """An idle worker's blocking pop wakes twice a sweep interval, so it sweeps at most S / 2 late."""
         return max(1, min(super().dequeue_timeout, math.floor(self.sweep_seconds / 2)))
-
-    # ---- leaving ----------------------------------------------------------------------------------------
-    def unsubscribe(self) -> None:
-        thread, pubsub = self.pubsub_thread, self.pubsub
-        if thread is None or pubsub is None:
-            return
-        self.log.info("Worker %s: unsubscribing from channel %s", self.name, self.pubsub_channel_name)
-        try:
-            thread.stop(timeout=0)  # the run flag only: the thread ends on its next wake-up
-        except TypeError:  # a redis-py whose stop() takes no bound never waited in it
-            thread.stop()
-        try:
-            pubsub.unsubscribe()  # its confirmation wakes the thread's read
-        except Exception:  # noqa: BLE001 - Redis gone: the connection is closed below either way
-            self.log.warning("Worker %s: UNSUBSCRIBE failed", self.name, exc_info=True)
-        thread.join(timeout=PUBSUB_JOIN_SECONDS)
-        pubsub.close()
 
     # ---- the sweep -------------------------------------------------------------------------------------
     def _sweep_due(self) -> bool:
