@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from app.core.errors import BadInput
+from app.core.errors import BadInput, NotFound
 from app.core.logging import get_logger
 from app.features import required_warmup
 from app.ml import search_space
@@ -84,7 +84,10 @@ def objective(study: TuningStudy, worker: str | None = None) -> Any:
 
 def run_trial(study_id: str, number: int, worker: str | None = None) -> dict[str, Any]:
     """The trial job's body: one trial if the budget allows, then finish the study if nothing is left."""
-    study = get_study(study_id)
+    try:
+        study = get_study(study_id)
+    except NotFound:  # its start failed after the jobs were queued and was undone
+        return {"study": study_id, "skipped": "no such study"}
     if study.status not in ("queued", "running"):
         return {"study": study_id, "skipped": study.status}
     set_status(study_id, "running", only_from=("queued", "running"))
