@@ -122,7 +122,20 @@ class MlpipeWorker(PromptExit, Worker):
     # ---- a busy worker: beats, and what a beat learns --------------------------------------------------
     def execute_job(self, job: Any, queue: Any) -> None:
         self._lost_try = None
+        self._warm(job)
         super().execute_job(job, queue)
+
+    def _warm(self, job: Any) -> None:
+        """What a job's horse should inherit rather than load: a tuning study's train window (each trial job
+        read it again otherwise, 10-25 ms of a trial of 0.3 s). Never in the way of the job itself."""
+        if job.func_name != "workers.tuning_jobs.tuning_trial_job":
+            return
+        try:
+            from workers.tuning_jobs import warm_trial
+
+            warm_trial(*job.args)
+        except Exception:  # noqa: BLE001 - the horse loads it itself
+            self.log.warning("Worker %s: could not warm job %s", self.name, job.id, exc_info=True)
 
     def maintain_heartbeats(self, job: Any, execution: Any) -> None:
         super().maintain_heartbeats(job, execution)
