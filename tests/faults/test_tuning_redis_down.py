@@ -98,3 +98,31 @@ def test_redis_failing_between_the_first_write_and_the_trial_jobs_undoes_the_sta
         print(f"503 after {took:.2f} s")
         assert _studies() == before
         assert _lost(base_url) == lost_before + 1
+
+
+@pytest.mark.parametrize("outage", ["killed", "taking no writes"])
+def test_resuming_a_study_with_redis_down_fails_fast_and_changes_nothing(
+    redis_server: RedisServer, outage: str
+) -> None:
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    from app.services.tuning.studies import get_study, resume_study, set_status, start_study
+    from tests.tuning.helpers import SPACE, options
+
+    seed(2.1)
+    study = start_study("direction_tuned", trials=2, minutes=1, options=options(), search_space=SPACE)
+    set_status(study.id, "failed", error="its worker died")
+    admin = Redis.from_url(redis_server.url)
+    if outage == "killed":
+        redis_server.stop()
+    else:  # answers the check, then the trial jobs time out after the row was updated: it is put back
+        admin.execute_command("CLIENT", "PAUSE", "20000", "WRITE")
+    try:
+        with pytest.raises(RedisError):
+            resume_study(study.id, trials=2)
+    finally:
+        if outage != "killed":
+            admin.execute_command("CLIENT", "UNPAUSE")
+    after = get_study(study.id)
+    assert after.status == "failed" and after.budget == study.budget and after.error == "its worker died"

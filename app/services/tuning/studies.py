@@ -172,13 +172,23 @@ def resume_study(study_id: str, trials: int | None = None, minutes: float | None
     more = _budget(trials if trials is not None else study.budget["trials"], minutes)
     done = len(storage.load(study.optuna_name).get_trials(deepcopy=False))
     budget = {"trials": done + more["trials"], "seconds": more["seconds"], "resumed_at": time.time()}
+    get_queue("tune").connection.ping()  # Redis down: nothing changes (RedisError, a 503 over HTTP)
+    before = {k: getattr(study, k) for k in ("budget", "status", "result", "finished_ts", "started_ts")}
+    _update(study_id, budget=budget, status="queued", result=None, finished_ts=None, started_ts=None)
+    try:
+        enqueue_trials(study_id, more["trials"], first=done)
+    except Exception:
+        _update(study_id, **before)  # as it was: no study waits for jobs that were never queued
+        raise
+    return get_study(study_id)
+
+
+def _update(study_id: str, **fields: Any) -> None:
     with session_scope(write=True) as session:
         row = session.exec(select(TuningStudy).where(TuningStudy.id == study_id).with_for_update()).one()
-        row.budget = budget
-        row.status, row.result, row.finished_ts, row.started_ts = "queued", None, None, None
+        for key, value in fields.items():
+            setattr(row, key, value)
         session.add(row)
-    enqueue_trials(study_id, more["trials"], first=done)
-    return get_study(study_id)
 
 
 def get_study(study_id: str) -> TuningStudy:
