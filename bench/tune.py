@@ -1,12 +1,14 @@
 """Benchmark: a tuning study's trials per minute with 1 and 2 worker processes, and how much of a trial is
 overhead beyond the walk-forward folds' fits (DESIGN 10; targets: >= 1.7x with 2 workers, <= 15%).
 
-    nice -n 10 .venv/bin/python bench/tune.py [--days 3] [--trials 12] [--workers 1 2]
+    nice -n 10 .venv/bin/python bench/tune.py [--days 3] [--trials 12] [--workers 1 2] [--space small|service]
 
 Each run is its own process with its own SQLite database (migrated, so Optuna's tables sit beside the
 project's), store and embedded Redis, and the same simulated candles; `mlpipe worker --burst -q tune`
 processes (job modules preloaded, one thread per job) run the trial jobs of one study of a direction
-definition (XGBoost, 4 folds). Throughput counts the trial phase: from the first trial's start to the last
+definition (XGBoost, 4 folds; `--space small`: 40-80 trees of depth 3-5; `--space service`: the
+service's default direction space, 20-300 trees of depth 2-8 with learning rate and subsample).
+Throughput counts the trial phase: from the first trial's start to the last
 trial's end (Optuna's own timestamps), so a worker's start-up is left out. Overhead per trial is
 1 - (its folds' fit-and-score seconds) / (its whole seconds: Optuna's ask and tell in the database,
 loading the train candles, features and labels). Results go to `bench/results/tune-<time>.json`.
@@ -31,16 +33,19 @@ WORKER = ("import sys; import workers.tuning_jobs, app.services.tuning.trials, a
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 DEFINITION = {"type": "xgboost", "name": "direction_bench", "config": {"n_estimators": 60, "max_depth": 4},
               "features": ["returns", "returns_5", "rsi_14", "natr_14"], "horizon": 1, "timeframe": "1m"}
-SPACE = {"params": {"n_estimators": {"low": 40, "high": 80, "step": 10}, "max_depth": {"low": 3, "high": 5}},
-         "features": ["returns", "returns_5", "returns_15", "rsi_14", "natr_14", "volume_ratio_20"],
-         "min_features": 3}
+FEATURES = ["returns", "returns_5", "returns_15", "rsi_14", "natr_14", "volume_ratio_20"]
+SPACES = {
+    "small": {"params": {"n_estimators": {"low": 40, "high": 80, "step": 10},
+                         "max_depth": {"low": 3, "high": 5}}, "features": FEATURES, "min_features": 3},
+    "service": {"features": FEATURES, "min_features": 3},  # params: the service's default direction space
+}
 
 
 def _mean(trials: list, attr: str) -> float:
     return sum(float(t.user_attrs.get(attr) or 0) for t in trials) / len(trials)
 
 
-def run(workers: int, days: float, trials: int) -> dict:
+def run(workers: int, days: float, trials: int, space: str = "small") -> dict:
     store = Path(tempfile.mkdtemp(prefix=f"bench-tune-{workers}w-"))
     env = {**os.environ, **THREAD_ENV, "MODEL_STORE_DIR": str(store), "MARKET_DATA_SOURCE": "csv",
            "SYMBOLS": ",".join(SYMBOLS), "LOG_LEVEL": "WARNING"}
@@ -65,7 +70,7 @@ def run(workers: int, days: float, trials: int) -> dict:
         store_candles(symbol, frame, "simulated")
     get_redis()
     env["REDIS_URL"] = redis_url()
-    study = start_study("direction_bench", trials=trials, minutes=60, search_space=SPACE,
+    study = start_study("direction_bench", trials=trials, minutes=60, search_space=SPACES[space],
                         options={"definitions": [DEFINITION], "symbols": SYMBOLS, "window_days": days,
                                  "folds": 4, "seed": 3})
     procs = [subprocess.Popen([sys.executable, "-c", WORKER], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
@@ -97,16 +102,17 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=3.0)
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--space", choices=sorted(SPACES), default="small")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(run(args.one, args.days, args.trials)))
+        print(json.dumps(run(args.one, args.days, args.trials, args.space)))
         return
     started = time.strftime("%Y%m%d-%H%M%S")
     results, load = [], [os.getloadavg()]
     for workers in args.workers:
         command = [sys.executable, __file__, "--one", str(workers), "--days", str(args.days),
-                   "--trials", str(args.trials)]
+                   "--trials", str(args.trials), "--space", args.space]
         out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
         load.append(os.getloadavg())

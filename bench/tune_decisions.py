@@ -20,7 +20,6 @@ import json
 import math
 import os
 import time
-import warnings
 from pathlib import Path
 
 import optuna
@@ -30,6 +29,7 @@ from app.data.frames import index_ms
 from app.data.simulator import MarketSimulator, SimulatorParams
 from app.ml import search_space
 from app.ml.tuning import holdout_verdict, trial_value
+from app.services.tuning import storage
 
 ROOT = Path(__file__).resolve().parents[1]
 START_MS = 1_700_000_000_000 // 60_000 * 60_000
@@ -57,11 +57,7 @@ def run_study(train: dict[str, pd.DataFrame], current: dict, space_spec: dict | 
     """An in-memory study of `current` on `train` (the service's space, objective, sampler and pruner);
     returns (study, the current definition's trial, the best trial)."""
     space = search_space.with_current(search_space.parse_space(str(current["type"]), space_spec), current)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, constant_liar=True)
-    study = optuna.create_study(direction="maximize", sampler=sampler,
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
+    study = optuna.create_study(direction="maximize", sampler=storage.sampler(seed), pruner=storage.pruner())
     study.enqueue_trial(search_space.as_trial_params(space, current), user_attrs={"current": True})
 
     def objective(trial: optuna.Trial) -> float:

@@ -13,3 +13,14 @@ def tuning_trial_job(study_id: str, number: int) -> dict[str, Any]:
 
     job = get_current_job()
     return run_trial(study_id, number, worker=getattr(job, "worker_name", None))
+
+
+def warm_trial(study_id: str, number: int) -> None:
+    """In the worker's main process, before it forks the work horse of a trial job: the study's train window
+    into memory (from this host's file, else the database), which every horse it forks then inherits."""
+    from app.services.tuning.studies import get_study
+    from app.services.tuning.trials import shared_window
+
+    study = get_study(study_id)
+    if study.status in ("queued", "running"):
+        shared_window(study)

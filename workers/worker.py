@@ -14,27 +14,63 @@
   in the declared-lost set: it kills its work horse and records no failure (the job is already retried);
   a horse whose worker is gone exits before reporting. The application's own writes are fenced in the
   database besides (app.services.cycle.lock: the job's fencing token).
+- **The horse inherits a frozen heap** (`gc.freeze()` before each fork): its garbage collector no longer
+  walks, and copies, every object of the parent (a trial job took 0.5 s instead of 0.23 s).
 - When a work horse dies (SIGKILL, out of memory) while its worker survives, RQ records the failure and
   retries the job if it can, but runs no failure callback. Our stage jobs rely on that callback to end the
   cycle `failed` with the reason once their retries are spent, so the worker runs it here in that case.
+- **It leaves promptly when it stops.** RQ's teardown sent UNSUBSCRIBE to its pubsub channel before
+  stopping the listener thread: when the thread read the confirmation first, it found itself subscribed to
+  nothing with its run flag still set and waited for a subscription for RQ's `sleep_time` (60 s), while
+  redis-py (>= 8) joins that thread without a bound in `stop()`. A burst worker so printed "done, quitting"
+  and exited a minute later (1 exit in 6 on an empty queue). Here the flag is set first, the
+  confirmation wakes the thread and it ends; the join is bounded all the same.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
 import time
 from typing import Any
 
-from rq import Worker
+from rq import SimpleWorker, Worker
 from rq.exceptions import AbandonedJobError
+from rq.worker import BaseWorker
 
 from app.core.config import get_settings
 from workers import leases
 
+PUBSUB_JOIN_SECONDS = 2.0  # how long leaving waits for the pubsub thread (a daemon: it cannot hold the exit)
 
-class MlpipeWorker(Worker):
+
+class PromptExit(BaseWorker):
+    """Leaving without RQ's minute-long wait on its pubsub thread (see the module docstring)."""
+
+    def unsubscribe(self) -> None:
+        thread, pubsub = self.pubsub_thread, self.pubsub
+        if thread is None or pubsub is None:
+            return
+        self.log.info("Worker %s: unsubscribing from channel %s", self.name, self.pubsub_channel_name)
+        try:
+            thread.stop(timeout=0)  # the run flag only: the thread ends on its next wake-up
+        except TypeError:  # a redis-py whose stop() takes no bound never waited in it
+            thread.stop()
+        try:
+            pubsub.unsubscribe()  # its confirmation wakes the thread's read
+        except Exception:  # noqa: BLE001 - Redis gone: the connection is closed below either way
+            self.log.warning("Worker %s: UNSUBSCRIBE failed", self.name, exc_info=True)
+        thread.join(timeout=PUBSUB_JOIN_SECONDS)
+        pubsub.close()
+
+
+class PromptSimpleWorker(PromptExit, SimpleWorker):
+    """RQ's in-process worker (no work horse), leaving promptly: for tests and benchmarks."""
+
+
+class MlpipeWorker(PromptExit, Worker):
     def __init__(
         self, *args: Any, lease_seconds: int | None = None, sweep_seconds: float | None = None, **kwargs: Any
     ) -> None:
@@ -89,7 +125,20 @@ class MlpipeWorker(Worker):
     # ---- a busy worker: beats, and what a beat learns --------------------------------------------------
     def execute_job(self, job: Any, queue: Any) -> None:
         self._lost_try = None
+        self._warm(job)
         super().execute_job(job, queue)
+
+    def _warm(self, job: Any) -> None:
+        """What a job's horse should inherit rather than load: a tuning study's train window (each trial job
+        read it again otherwise, 10-25 ms of a trial of 0.3 s). Never in the way of the job itself."""
+        if job.func_name != "workers.tuning_jobs.tuning_trial_job":
+            return
+        try:
+            from workers.tuning_jobs import warm_trial
+
+            warm_trial(*job.args)
+        except Exception:  # noqa: BLE001 - the horse loads it itself
+            self.log.warning("Worker %s: could not warm job %s", self.name, job.id, exc_info=True)
 
     def maintain_heartbeats(self, job: Any, execution: Any) -> None:
         super().maintain_heartbeats(job, execution)
@@ -112,6 +161,16 @@ class MlpipeWorker(Worker):
         super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
 
     # ---- the work horse ----------------------------------------------------------------------------------
+    def fork_work_horse(self, job: Any, queue: Any) -> None:
+        """Freeze the main process's objects out of the cyclic GC before forking (Python's `gc.freeze`
+        advice for fork without exec): else the horse's first full collection walks every object it
+        inherited (the ML stack's imports, the warmed window), copying each page it touches. Measured on a
+        trial job: 0.51 s -> 0.23 s a trial. The freeze only spares them the cyclic collector; reference
+        counting still frees them, and a collection first keeps today's cyclic garbage from being frozen."""
+        gc.collect()
+        gc.freeze()
+        super().fork_work_horse(job, queue)
+
     def handle_execution_ended(self, job: Any, queue: Any, heartbeat_ttl: int) -> None:
         """The horse's first step of reporting: a try declared lost meanwhile exits without reporting."""
         if self._is_horse and leases.declared_lost(self.connection, self.execution):

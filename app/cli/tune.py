@@ -18,6 +18,8 @@ from app.cli.console import make_console
 
 console = make_console()
 
+WORKER_EXIT_SECONDS = 30.0  # a burst worker's exit after its queue emptied; then it is stopped
+
 
 def _listening_workers() -> int:
     from rq import Worker
@@ -33,6 +35,24 @@ def _spawn_workers(count: int) -> list[subprocess.Popen]:
     """Burst workers on the tune queue, in their own processes (they exit when the queue is empty)."""
     command = [sys.executable, "-c", "from app.cli import main; main()", "worker", "--burst", "-q", "tune"]
     return [subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.DEVNULL) for _ in range(count)]
+
+
+def _reap(spawned: list[subprocess.Popen], grace: float = WORKER_EXIT_SECONDS) -> None:
+    """Wait for the burst workers started here, at most `grace` seconds in all; then stop the slow ones
+    (SIGTERM, RQ's warm shutdown, then SIGKILL): the study has ended by then, or the wait for it has."""
+    deadline = time.monotonic() + grace
+    for proc in spawned:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            console.print(f"[yellow]worker {proc.pid} still running {grace:g} s after the study; "
+                          "stopping it[/yellow]")
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def _best(view: dict[str, Any]) -> str:
@@ -98,8 +118,7 @@ def tune(
     try:
         view = _follow(views, study.id, float(study.budget["seconds"]) + 600)
     finally:
-        for proc in spawned:
-            proc.wait(timeout=60)
+        _reap(spawned)
     console.print(render_result(view))
     if view["status"] != "finished":
         raise typer.Exit(code=1)

@@ -57,6 +57,13 @@ PREDICTION_LOG_DROPPED = Counter(
     "(Redis slow or down for longer than the in-memory buffer lasts) or shutdown.",
     ["reason"],
 )
+TUNING_STARTS_LOST = Counter(
+    "mlpipe_tuning_starts_lost",
+    "Tuning studies that could not be started after their request was checked, by trigger (api, cli, cycle) "
+    "and reason: redis (the queue of trial jobs does not answer), database, or other. Nothing of them is "
+    "left behind (no study row, no Optuna study).",
+    ["trigger", "reason"],
+)
 MODELS_LOADED = Gauge(
     "mlpipe_models_loaded", "Models held in memory by the API process.", multiprocess_mode="livemax"
 )
@@ -75,6 +82,10 @@ def record_prediction_log_drop(reason: str, count: int = 1) -> None:
 
 def record_model_load(model: str) -> None:
     MODEL_LOADS.labels(model=model).inc()
+
+
+def record_tuning_start_lost(trigger: str, reason: str) -> None:
+    TUNING_STARTS_LOST.labels(trigger=trigger, reason=reason).inc()
 
 
 def record_reload(reason: str) -> None:

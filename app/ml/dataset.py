@@ -111,8 +111,14 @@ def _whole_label_window(candles: pd.DataFrame, h: int, bar_ms: int) -> np.ndarra
     return whole
 
 
-def build_dataset(model: BaseModel, candles_by_symbol: Mapping[str, pd.DataFrame]) -> Dataset:
-    """Pool every symbol's labelled, warmed-up rows; `meta` keeps each row's symbol and time."""
+def build_dataset(
+    model: BaseModel, candles_by_symbol: Mapping[str, pd.DataFrame],
+    features_by_symbol: Mapping[str, pd.DataFrame] | None = None,
+) -> Dataset:
+    """Pool every symbol's labelled, warmed-up rows; `meta` keeps each row's symbol and time.
+
+    `features_by_symbol`: the model's features already computed on each symbol's candles (same index; a
+    tuning study computes its candidates once for all its trials); computed here when not given."""
     if not candles_by_symbol:
         raise BadInput("no symbols given; pass at least one symbol's candles")
     features = list(model.features)
@@ -125,7 +131,12 @@ def build_dataset(model: BaseModel, candles_by_symbol: Mapping[str, pd.DataFrame
     for symbol in sorted(candles_by_symbol):
         candles = candles_by_symbol[symbol]
         check_candles(symbol, candles)
-        frame = compute_features(candles, features, market)
+        if features_by_symbol is None:
+            frame = compute_features(candles, features, market)
+        else:
+            frame = features_by_symbol[symbol][features].copy()
+            if not frame.index.equals(candles.index):
+                raise BadInput(f"the features given for {symbol!r} are not on its candles' index")
         label = model.target(candles).where(_whole_label_window(candles, horizon, model.bar_ms))
         frame["__y"] = label.to_numpy()
         frame = frame.join(context_frame(candles))

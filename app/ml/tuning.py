@@ -1,9 +1,9 @@
 """The tuner's objective and its verdict (DESIGN 10). Pure: candles and definitions in, numbers out.
 
-- `trial_value(definition, train_candles, folds, report)`: the mean walk-forward skill (the proper-score
-  skill of DESIGN 5) of a definition on the train part only. `train_candles` end before the holdout, so
-  no trial can read a holdout candle; `report(fold, mean_so_far)` lets a pruner stop a trial whose folds
-  fall behind (it raises to stop).
+- `trial_value(definition, train_candles, folds, report, train_features)`: the mean walk-forward skill
+  (the proper-score skill of DESIGN 5) of a definition on the train part only. `train_candles` end before
+  the holdout, so no trial can read a holdout candle; `report(fold, mean_so_far)` lets a pruner stop a
+  trial whose folds fall behind (it raises to stop).
 - `holdout_verdict(...)`: the best trial's definition and the current one, each fitted on the whole train
   part and scored on the holdout rows (after the cut) neither saw, with the paired test of DESIGN 6
   (`comparison.paired_test`, the between-fit variance from the two trials' aligned folds). Adopted only
@@ -33,12 +33,14 @@ OBJECTIVE = "mean walk-forward skill (train part only)"
 def trial_value(
     definition: Mapping[str, Any], train_candles: Mapping[str, pd.DataFrame], folds: int,
     report: Callable[[int, float], None] | None = None,
+    train_features: Mapping[str, pd.DataFrame] | None = None,
 ) -> dict[str, Any]:
-    """The definition's walk-forward folds on the train part; `mean_skill` is the trial's value."""
+    """The definition's walk-forward folds on the train part; `mean_skill` is the trial's value.
+    `train_features`: its features on `train_candles`, when the caller computed them (else computed here)."""
     if folds < 2:
         raise BadInput(f"a study needs at least 2 walk-forward folds to compare definitions, got {folds}")
     model = model_from_definition(definition)
-    ds = build_dataset(model, train_candles)
+    ds = build_dataset(model, train_candles, train_features)
 
     def on_fold(fold: int, skills: list[float]) -> None:
         if report is not None and skills:

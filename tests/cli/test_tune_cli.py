@@ -4,8 +4,10 @@ a burst worker the command starts, with its progress bar, and ends with its resu
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,16 @@ def test_a_small_study_runs_on_a_worker_it_starts_and_prints_its_result(tmp_path
     assert done.returncode == 0, done.stdout + done.stderr
     assert "best so far" in done.stdout and "paired test" in done.stdout
     assert "decision" in done.stdout and "3 {" in done.stdout  # trials tried, with their states
+    assert "still running" not in done.stdout  # the worker left by itself once the queue was empty
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_worker_slow_to_exit_is_stopped_after_a_bounded_wait_without_a_traceback() -> None:
+    from app.cli.tune import _reap
+
+    quick = subprocess.Popen([sys.executable, "-c", "pass"])
+    slow = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    started = time.monotonic()
+    _reap([quick, slow], grace=1.0)
+    assert time.monotonic() - started < 10
+    assert quick.returncode == 0 and slow.returncode == -signal.SIGTERM

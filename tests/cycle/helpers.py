@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rq import SimpleWorker
-
 from app.core.queues import KINDS, get_queue
 from app.core.redis import rq_connection
 from app.data.candles import store_candles
 from app.data.simulator import MarketSimulator, SimulatorParams
+from workers.worker import PromptSimpleWorker
 
 SYMBOLS = ["BTC-USDT", "ETH-USDT", "XRP-USDT"]
 DAY_BARS = 1440
@@ -62,5 +61,5 @@ def extend_candles(
 
 def run_workers() -> None:
     """A real RQ worker in this process, until every queue (and the jobs they unlock) is empty."""
-    worker = SimpleWorker([get_queue(kind) for kind in KINDS], connection=rq_connection())
+    worker = PromptSimpleWorker([get_queue(kind) for kind in KINDS], connection=rq_connection())
     worker.work(burst=True, logging_level="WARNING")

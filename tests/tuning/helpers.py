@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rq import SimpleWorker
-
 from app.core.queues import get_queue
 from app.core.redis import rq_connection
 from app.data.candles import store_candles
 from app.data.simulator import MarketSimulator, SimulatorParams
+from workers.worker import PromptSimpleWorker
 
 SYMBOLS = ["BTC-USDT", "ETH-USDT"]
 START_MS = 1_700_000_000_000 // 60_000 * 60_000
@@ -40,4 +39,5 @@ def options(**extra: Any) -> dict[str, Any]:
 
 def run_tune_worker() -> None:
     """A real RQ worker in this process, until the tune queue is empty."""
-    SimpleWorker([get_queue("tune")], connection=rq_connection()).work(burst=True, logging_level="WARNING")
+    worker = PromptSimpleWorker([get_queue("tune")], connection=rq_connection())
+    worker.work(burst=True, logging_level="WARNING")

@@ -35,9 +35,9 @@ def short_heartbeat(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_settings()
 
 
-def _worker() -> subprocess.Popen:
+def _worker(barrier: str = "") -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "tests.tuning.tune_worker"], cwd=ROOT,
-                            start_new_session=True, env=os.environ.copy())
+                            start_new_session=True, env={**os.environ, "TUNE_WORKER_BARRIER": barrier})
 
 
 def _trials(study_id: str) -> list:
@@ -52,7 +52,7 @@ def _overlap(a, b) -> bool:  # noqa: ANN001 - FrozenTrial
 def test_two_worker_processes_run_trials_of_one_study_at_once(store_dir: Path) -> None:
     seed(2.1, ar1=0.3)
     study = start_study("direction_tuned", trials=4, minutes=5, options=options(), search_space=SPACE)
-    workers = [_worker(), _worker()]
+    workers = [_worker(f"tune-test-barrier-{study.id}:2") for _ in range(2)]  # both up, then both work
     for proc in workers:
         assert proc.wait(timeout=120) == 0
     done = get_study(study.id)
@@ -60,8 +60,10 @@ def test_two_worker_processes_run_trials_of_one_study_at_once(store_dir: Path) -
     trials = [t for t in _trials(study.id) if t.state == TrialState.COMPLETE]
     assert len(_trials(study.id)) == 4
     assert len({t.user_attrs["worker"] for t in trials}) == 2, "both workers ran trials"
+    spans = [(t.number, t.user_attrs["worker"][:6], str(t.datetime_start.time()),
+              str(t.datetime_complete.time())) for t in trials]
     assert any(_overlap(a, b) for a in trials for b in trials if a.number < b.number
-               and a.user_attrs["worker"] != b.user_attrs["worker"]), "two trials ran at the same time"
+               and a.user_attrs["worker"] != b.user_attrs["worker"]), f"no two trials at once: {spans}"
 
 
 @pytest.mark.slow

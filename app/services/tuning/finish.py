@@ -19,6 +19,7 @@ from app.ml.tuning import ALPHA, holdout_verdict
 from app.services import definition_versions
 from app.services.cycle import data as cycle_data
 from app.services.tuning import storage
+from app.services.tuning import window as window_cache
 from app.services.tuning.studies import get_study, set_status
 from app.services.tuning.trials import train_candles
 
@@ -45,6 +46,8 @@ def finish_study(study_id: str) -> dict[str, Any]:
         log.warning("tuning study failed", study_id=study_id, error=message)
         set_status(study_id, "failed", error=message)
         return {"error": message}
+    finally:
+        window_cache.forget(study_id)  # this host's copy of the train window (a resume builds it again)
     set_status(study_id, "finished", result=jsonable(result))
     log.info("tuning study finished", study_id=study_id, decision=result["decision"])
     return result

@@ -3,8 +3,11 @@
 A study tunes one definition on one window of stored candles: the window's last 20% (after `cut_ms`) is
 the holdout, which no trial reads (trials load only the candles before the cut). `start_study` writes the
 study row, creates the Optuna study in the project's database, enqueues the current definition as its
-first trial (`enqueue_trial`) and puts one RQ trial job per trial of the budget on the `tune` queue;
-any number of workers then run them at once. The last trial job to end finishes the study
+first trial (`enqueue_trial`) and puts one RQ trial job per trial of the budget on the `tune` queue (in one
+Redis transaction: all of them or none); any number of workers then run them at once. A start that fails
+once the request is checked (Redis or the database down) leaves nothing behind: Redis is asked first, and
+a failure after the first write deletes the row and the Optuna study again; it is counted in
+`mlpipe_tuning_starts_lost_total` and reaches the API as a 503. The last trial job to end finishes the study
 (app.services.tuning.finish).
 """
 
@@ -15,12 +18,16 @@ import time
 import uuid
 from typing import Any
 
+import optuna
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import select
 
 from app.core.config import get_settings
 from app.core.db import session_scope
 from app.core.errors import BadInput, NotFound
 from app.core.logging import get_logger
+from app.core.metrics import record_tuning_start_lost
 from app.core.queues import get_queue
 from app.ml import search_space as spaces
 from app.ml.training import folds_of, model_from_definition
@@ -101,23 +108,60 @@ def start_study(
     row = TuningStudy(id=study_id, definition=definition, kind=space.kind, status="queued", trigger=trigger,
                       cycle_id=cycle_id, optuna_name=f"mlpipe-{study_id}", budget=budget, base=current,
                       space=space.as_dict(), window=window)
-    optuna_study = storage.create(row.optuna_name)
-    optuna_study.enqueue_trial(spaces.as_trial_params(space, current), user_attrs={"current": True})
-    with session_scope(write=True) as session:
-        session.add(row)
-    enqueue_trials(study_id, budget["trials"])
+    try:
+        get_queue("tune").connection.ping()  # the queue answers before anything is written
+    except RedisError:
+        _lost(trigger, "redis", study_id)
+        raise
+    try:
+        optuna_study = storage.create(row.optuna_name)
+        optuna_study.enqueue_trial(spaces.as_trial_params(space, current), user_attrs={"current": True})
+        with session_scope(write=True) as session:
+            session.add(row)
+        enqueue_trials(study_id, budget["trials"])
+    except Exception as exc:
+        _forget(study_id, row.optuna_name)
+        reason = "redis" if isinstance(exc, RedisError) else "database" if isinstance(
+            exc, SQLAlchemyError) else "other"
+        _lost(trigger, reason, study_id)
+        raise
     log.info("tuning study queued", study_id=study_id, definition=definition, trigger=trigger, **budget)
     return get_study(study_id)
 
 
+def _lost(trigger: str, reason: str, study_id: str) -> None:
+    record_tuning_start_lost(trigger, reason)
+    log.warning("tuning study not started", study_id=study_id, trigger=trigger, reason=reason)
+
+
+def _forget(study_id: str, optuna_name: str) -> None:
+    """Undo a start that failed halfway: its row and its Optuna study, each if it was written."""
+    try:
+        with session_scope(write=True) as session:
+            row = session.get(TuningStudy, study_id)
+            if row is not None:
+                session.delete(row)
+    except SQLAlchemyError:
+        log.warning("tuning study row not removed", study_id=study_id, exc_info=True)
+    try:
+        optuna.delete_study(study_name=optuna_name, storage=storage.storage())
+    except KeyError:
+        pass  # never created
+    except Exception:  # noqa: BLE001 - the database is down too: an empty study nobody lists
+        log.warning("optuna study not removed", study=optuna_name, exc_info=True)
+
+
 def enqueue_trials(study_id: str, count: int, first: int = 0) -> None:
-    """`count` trial jobs (numbers `first`..), each running at most one trial of the study."""
+    """`count` trial jobs (numbers `first`..), each running at most one trial of the study; in one Redis
+    transaction (all of them are queued, or none)."""
     queue = get_queue("tune")
     tag = uuid.uuid4().hex[:6]
-    for i in range(first, first + count):
-        queue.enqueue(f"{JOBS}.tuning_trial_job", study_id, i, job_id=f"tuning-{study_id}-{tag}-{i}",
-                      job_timeout=TRIAL_TIMEOUT, result_ttl=RESULT_TTL,
-                      description=f"tuning {study_id}: trial job {i}")
+    queue.enqueue_many([
+        queue.prepare_data(f"{JOBS}.tuning_trial_job", (study_id, i), job_id=f"tuning-{study_id}-{tag}-{i}",
+                           timeout=TRIAL_TIMEOUT, result_ttl=RESULT_TTL,
+                           description=f"tuning {study_id}: trial job {i}")
+        for i in range(first, first + count)
+    ])
 
 
 def resume_study(study_id: str, trials: int | None = None, minutes: float | None = None) -> TuningStudy:
@@ -128,13 +172,23 @@ def resume_study(study_id: str, trials: int | None = None, minutes: float | None
     more = _budget(trials if trials is not None else study.budget["trials"], minutes)
     done = len(storage.load(study.optuna_name).get_trials(deepcopy=False))
     budget = {"trials": done + more["trials"], "seconds": more["seconds"], "resumed_at": time.time()}
+    get_queue("tune").connection.ping()  # Redis down: nothing changes (RedisError, a 503 over HTTP)
+    before = {k: getattr(study, k) for k in ("budget", "status", "result", "finished_ts", "started_ts")}
+    _update(study_id, budget=budget, status="queued", result=None, finished_ts=None, started_ts=None)
+    try:
+        enqueue_trials(study_id, more["trials"], first=done)
+    except Exception:
+        _update(study_id, **before)  # as it was: no study waits for jobs that were never queued
+        raise
+    return get_study(study_id)
+
+
+def _update(study_id: str, **fields: Any) -> None:
     with session_scope(write=True) as session:
         row = session.exec(select(TuningStudy).where(TuningStudy.id == study_id).with_for_update()).one()
-        row.budget = budget
-        row.status, row.result, row.finished_ts, row.started_ts = "queued", None, None, None
+        for key, value in fields.items():
+            setattr(row, key, value)
         session.add(row)
-    enqueue_trials(study_id, more["trials"], first=done)
-    return get_study(study_id)
 
 
 def get_study(study_id: str) -> TuningStudy:

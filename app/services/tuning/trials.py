@@ -1,5 +1,8 @@
 """One trial job of a study: one Optuna trial on the train part, then, if it was the last, the finish.
 
+The train part's candles and the candidate features are loaded once per host and study
+(app.services.tuning.window), not by every trial.
+
 A job asks nothing of the study when its budget is spent (trials tried, or seconds since the first trial
 job began), so extra jobs end at once. The trial reads only the candles before the study's holdout cut.
 Optuna's heartbeat marks a trial whose worker was killed FAIL (the next trial job, or the finish, calls
@@ -16,7 +19,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from app.core.errors import BadInput
+from app.core.errors import BadInput, NotFound
 from app.core.logging import get_logger
 from app.features import required_warmup
 from app.ml import search_space
@@ -25,6 +28,7 @@ from app.ml.training import model_from_definition
 from app.ml.tuning import trial_value
 from app.services.cycle import data as cycle_data
 from app.services.tuning import storage
+from app.services.tuning import window as window_cache
 from app.services.tuning.studies import get_study, set_status
 from app.tables.tuning import TuningStudy
 
@@ -54,6 +58,14 @@ def budget_left(study: TuningStudy, optuna_study: optuna.Study) -> bool:
     return time.time() - started < float(study.budget["seconds"])
 
 
+def shared_window(study: TuningStudy) -> window_cache.TrainWindow:
+    """The study's train candles and candidate features, loaded once per host (app.services.tuning.window)."""
+    space = space_of(study)
+    timeframe = model_from_definition(study.base).timeframe
+    return window_cache.train_window(study.id, study.window, timeframe,
+                                     window_cache.candidates(list(space.features), study.base))
+
+
 def objective(study: TuningStudy, worker: str | None = None) -> Any:
     space = space_of(study)
     folds = int(study.window["folds"])
@@ -61,15 +73,17 @@ def objective(study: TuningStudy, worker: str | None = None) -> Any:
     def run(trial: optuna.Trial) -> float:
         definition = search_space.sample(space, trial, study.base)
         began = time.perf_counter()
-        candles = train_candles(study, definition)
+        candles, features = shared_window(study).for_definition(definition)
         trial.set_user_attr("load_seconds", round(time.perf_counter() - began, 4))
 
         def report(fold: int, mean: float) -> None:
             trial.report(mean, fold)
-            if trial.should_prune():
+            # the pruner never stops a trial on its warm-up folds, and stopping after the last saves nothing:
+            # not asking it then spares its two reads of the study
+            if storage.WARMUP_FOLDS <= fold < folds - 1 and trial.should_prune():
                 raise optuna.TrialPruned(f"mean skill {mean:.4f} after fold {fold} is below the median")
 
-        result = trial_value(definition, candles, folds, report)
+        result = trial_value(definition, candles, folds, report, features)
         fit_seconds = sum(float(f.get("seconds") or 0) for f in result["folds"])
         trial.set_user_attr("definition", definition)
         trial.set_user_attr("folds", [{k: f.get(k) for k in ("fold", "skill", "loss_ratio", "seconds")}
@@ -84,7 +98,10 @@ def objective(study: TuningStudy, worker: str | None = None) -> Any:
 
 def run_trial(study_id: str, number: int, worker: str | None = None) -> dict[str, Any]:
     """The trial job's body: one trial if the budget allows, then finish the study if nothing is left."""
-    study = get_study(study_id)
+    try:
+        study = get_study(study_id)
+    except NotFound:  # its start failed after the jobs were queued and was undone
+        return {"study": study_id, "skipped": "no such study"}
     if study.status not in ("queued", "running"):
         return {"study": study_id, "skipped": study.status}
     set_status(study_id, "running", only_from=("queued", "running"))
