@@ -43,7 +43,8 @@ def exponent(xs: list[float], ys: list[float]) -> float:
 
 
 def symbols(n: int) -> list[str]:
-    return [f"S{i:03d}-USDT" for i in range(n)]
+    """BTC-USDT first: the cross-asset definitions read it (without it they fail and the cycle is partial)."""
+    return ["BTC-USDT", *(f"S{i:03d}-USDT" for i in range(1, n))]
 
 
 # ---- cycle -------------------------------------------------------------------------------------------

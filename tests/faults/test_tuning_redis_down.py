@@ -46,6 +46,13 @@ def _studies() -> tuple[list[str], list[str]]:
     return rows, names
 
 
+def _timed_start(base_url: str, body: dict, headers: dict) -> tuple[httpx.Response, float]:
+    """POST /tuning and its wall time."""
+    began = time.monotonic()
+    answer = httpx.post(f"{base_url}/tuning", json=body, headers=headers, timeout=30)
+    return answer, time.monotonic() - began
+
+
 def test_starting_a_study_with_redis_down_is_a_fast_503_counted_and_leaves_nothing(
     redis_server: RedisServer,
 ) -> None:
@@ -56,9 +63,7 @@ def test_starting_a_study_with_redis_down_is_a_fast_503_counted_and_leaves_nothi
     with serve() as base_url:
         lost_before = _lost(base_url)
         redis_server.stop()  # the real server is gone: connections are refused
-        began = time.monotonic()
-        answer = httpx.post(f"{base_url}/tuning", json=body, headers=keys["operator"], timeout=30)
-        took = time.monotonic() - began
+        answer, took = _timed_start(base_url, body, keys["operator"])
         assert answer.status_code == 503, answer.text
         assert "Redis" in answer.json()["detail"] and answer.headers.get("Retry-After")
         assert took < 3.0, f"503 after {took:.1f} s"
@@ -88,9 +93,7 @@ def test_redis_failing_between_the_first_write_and_the_trial_jobs_undoes_the_sta
     with serve() as base_url:
         lost_before = _lost(base_url)
         Redis.from_url(redis_server.url).execute_command("CLIENT", "PAUSE", "20000", "WRITE")
-        began = time.monotonic()
-        answer = httpx.post(f"{base_url}/tuning", json=body, headers=keys["operator"], timeout=30)
-        took = time.monotonic() - began
+        answer, took = _timed_start(base_url, body, keys["operator"])
         Redis.from_url(redis_server.url).execute_command("CLIENT", "UNPAUSE")
         assert answer.status_code == 503, answer.text
         assert "Redis" in answer.json()["detail"]
