@@ -1,5 +1,5 @@
 """Benchmark: one full default cycle (config/models.yaml) on 3 symbols x 7 days of 1m candles,
-with 1 and with 2 worker processes (`mlpipe worker --burst`, job modules preloaded).
+with 1 and with 2 worker processes (`mlpipe worker`, job modules preloaded, stopped once the cycle ends).
 
 Each job runs on one thread: every worker gets OMP_NUM_THREADS=1, MKL_NUM_THREADS=1,
 OPENBLAS_NUM_THREADS=1 (xgboost, numpy/BLAS and torch's intra-op pool all follow it; scikit-learn
@@ -32,12 +32,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SYMBOLS = ["BTC-USDT", "ETH-USDT", "XRP-USDT"]
-# `mlpipe worker --burst`, with the job modules imported first: RQ forks a work-horse per job, so what the
-# parent imported (torch, xgboost, sklearn: ~2 s) is not paid again by every job.
+# `mlpipe worker`, with the job modules imported first: RQ forks a work-horse per job, so what the
+# parent imported (torch, xgboost, sklearn: ~2 s) is not paid again by every job. Not `--burst`: a burst
+# worker that finds the queue empty while another runs the ingest stage leaves before the builds are
+# queued, and the cycle then builds on one worker (a 10-symbol run showed no overlap at all that way).
 WORKER = (
     "import sys; import workers.cycle_jobs, app.services.cycle.build, app.services.cycle.drift, "
     "app.services.cycle.rank, app.ml; from app.cli import main; "
-    "sys.argv = ['mlpipe', 'worker', '--burst']; main()"
+    "sys.argv = ['mlpipe', 'worker']; main()"
 )
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
@@ -87,8 +89,13 @@ def run(workers: int, days: float, folds: int | None = None) -> dict:
             time.sleep(2)
             if get_cycle(cycle.id).status in ("queued", "running"):
                 raise SystemExit(f"workers exited but the cycle is {get_cycle(cycle.id).stage}")
+    for p in procs:  # the cycle is over: a warm shutdown of each worker (SIGTERM), killed if it hangs
+        p.terminate()
     for p in procs:
-        p.wait(timeout=60)
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
     done = get_cycle(cycle.id)
     from app.core.redis import shutdown_embedded
 
