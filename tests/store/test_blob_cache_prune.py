@@ -60,12 +60,14 @@ def test_over_its_size_the_least_recently_used_go_first_but_never_a_kept_one(cac
     _age(cache, recent, 1 * DAY)
     pruned = cache.prune(served.values(), max_bytes=250 * KB, max_age_s=30 * DAY)
 
-    assert set(pruned.removed) == set(old.values())
+    # blob by blob, until the bound is met: old's large blob goes (its 9-byte config blob, used as long
+    # ago, may go first or stay, by the order of equal times); nothing of the other two
+    assert old["model.json"] in pruned.removed and set(pruned.removed) <= set(old.values())
     assert pruned.bytes_after == _disk_bytes(cache.root) <= 250 * KB, "the bound is met on disk"
     assert cache.directory("model_001", served) is not None, "the kept model is still whole and verifies"
     assert cache.directory("model_003", recent) is not None
     assert cache.directory("model_002", old) is None and not any(
-        (cache.root / "blobs" / sha).exists() for sha in old.values())
+        (cache.root / "blobs" / sha).exists() for sha in pruned.removed)
 
 
 def test_blobs_unused_past_the_age_go_even_under_the_size_bound_unless_pinned(cache: BlobCache) -> None:
@@ -118,5 +120,6 @@ def test_a_use_counts_as_recent_and_a_crashed_loaders_temp_files_go(cache: BlobC
     os.utime(leftover, (time.time() - DAY, time.time() - DAY))
     pruned = cache.prune(max_bytes=30 * KB, max_age_s=30 * DAY, grace_s=0)
 
-    assert set(pruned.removed) == set(second.values()), "the least recently *used*, not the oldest fetched"
+    assert second["model.json"] in pruned.removed and set(pruned.removed) <= set(second.values()), (
+        "the least recently *used*, not the oldest fetched")
     assert not leftover.exists()
