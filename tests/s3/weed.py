@@ -79,7 +79,10 @@ def start() -> tuple[subprocess.Popen, Path, str]:
         process = subprocess.Popen(
             [_weed(), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
              f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
-             "-s3", f"-s3.port={s3}", "-volume.max=0", "-master.volumeSizeLimitMB=64"],
+             "-s3", f"-s3.port={s3}", "-volume.max=0", "-master.volumeSizeLimitMB=64",
+             # its Iceberg and Lance listeners have fixed ports (8181, 9101): two servers at once (two
+             # test processes) collide there and the second one exits; neither is used here
+             "-s3.port.iceberg=0", "-s3.port.lance=0"],
             stdout=log, stderr=subprocess.STDOUT, cwd=data, start_new_session=True, env=env,
         )
     endpoint = f"http://127.0.0.1:{s3}"
