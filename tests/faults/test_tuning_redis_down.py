@@ -46,6 +46,9 @@ def _studies() -> tuple[list[str], list[str]]:
     return rows, names
 
 
+BODY = {"definition": "direction_predictor", "trials": 3, "minutes": 1}  # a small study to start
+
+
 def _timed_start(base_url: str, body: dict, headers: dict) -> tuple[httpx.Response, float]:
     """POST /tuning and its wall time."""
     began = time.monotonic()
@@ -58,12 +61,11 @@ def test_starting_a_study_with_redis_down_is_a_fast_503_counted_and_leaves_nothi
 ) -> None:
     seed(0.3)
     keys = api_keys()
-    body = {"definition": "direction_predictor", "trials": 3, "minutes": 1}
     before = _studies()
     with serve() as base_url:
         lost_before = _lost(base_url)
         redis_server.stop()  # the real server is gone: connections are refused
-        answer, took = _timed_start(base_url, body, keys["operator"])
+        answer, took = _timed_start(base_url, BODY, keys["operator"])
         assert answer.status_code == 503, answer.text
         assert "Redis" in answer.json()["detail"] and answer.headers.get("Retry-After")
         assert took < 3.0, f"503 after {took:.1f} s"
@@ -72,7 +74,7 @@ def test_starting_a_study_with_redis_down_is_a_fast_503_counted_and_leaves_nothi
         assert _lost(base_url) == lost_before + 1
 
         redis_server.start()  # back: the same request starts a study
-        answer = httpx.post(f"{base_url}/tuning", json=body, headers=keys["operator"], timeout=30)
+        answer = httpx.post(f"{base_url}/tuning", json=BODY, headers=keys["operator"], timeout=30)
         assert answer.status_code == 202, answer.text
         rows, names = _studies()
         assert answer.json()["id"] in rows and f"mlpipe-{answer.json()['id']}" in names
@@ -88,12 +90,11 @@ def test_redis_failing_between_the_first_write_and_the_trial_jobs_undoes_the_sta
 
     seed(0.3)
     keys = api_keys()
-    body = {"definition": "direction_predictor", "trials": 3, "minutes": 1}
     before = _studies()
     with serve() as base_url:
         lost_before = _lost(base_url)
         Redis.from_url(redis_server.url).execute_command("CLIENT", "PAUSE", "20000", "WRITE")
-        answer, took = _timed_start(base_url, body, keys["operator"])
+        answer, took = _timed_start(base_url, BODY, keys["operator"])
         Redis.from_url(redis_server.url).execute_command("CLIENT", "UNPAUSE")
         assert answer.status_code == 503, answer.text
         assert "Redis" in answer.json()["detail"]
