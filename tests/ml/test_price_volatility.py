@@ -130,3 +130,25 @@ def test_volatility_saved_before_the_linear_stage_loads_as_trees_on_every_column
     config["estimator"] = {}  # what a model saved before issue 9's linear stage holds
     legacy = BaseModel.load_artifacts(tmp_path / "old", config)
     assert legacy.legacy_trees_ and legacy._roles() == ([], [], list(range(len(legacy.feature_names_))))
+
+
+def test_the_shrinkage_gate_lets_noise_through_at_most_about_its_nominal_rate() -> None:
+    """The rule "lambda > 0 only when the interval's lower end is above 0" is a one-sided test at 2.5%:
+    on 200 series where the prediction carries nothing (overlapping 5-bar returns, autocorrelated like
+    the real labels), the network gets through in few of them (Wilson upper bound below 10%)."""
+    rng = np.random.default_rng(5)
+    n, h, runs = 2000, 5, 200
+    ts = np.arange(n, dtype="int64") * 60_000
+    passed = 0
+    for run in range(runs):
+        steps = rng.normal(size=n + h)
+        y = np.convolve(steps, np.ones(h), "valid")[:n]  # overlapping h-bar returns
+        p = np.convolve(rng.normal(size=n + h), np.ones(h), "valid")[:n]  # a persistent, useless forecast
+        _, interval = shrinkage_factor(p, y, ts, horizon=h, seed=run)
+        passed += interval is not None and interval[0] > 0.0
+    rate = passed / runs
+    z = 1.96
+    upper = (rate + z * z / (2 * runs) + z * np.sqrt(rate * (1 - rate) / runs + z * z / (4 * runs**2))) / (
+        1 + z * z / runs)
+    print(f"noise let through: {passed}/{runs} ({rate:.1%}, Wilson upper {upper:.1%})")
+    assert upper < 0.10, f"{passed} of {runs} noise series passed the gate"
