@@ -7,7 +7,10 @@ Per kind:
    defender. Without a fresh fit the serving champion defends (unless it would expire first).
 2. This cycle's fresh fits of the kind's other definitions are the challengers; one takes the place only
    when better than the defender at 5%, Holm-corrected (`lifecycle.champion_decision`).
-3. A kind with no champion yet starts with its best score: nothing is at stake in that choice.
+3. A kind with no champion yet (or whose champion has no fresh fit and would expire) starts from its first
+   declared definition among the fresh fits, and the others challenge it on the same terms as in 2.
+   Starting from the best point estimate instead would be a decision on noise, and it would stick: the
+   next cycles defend it.
 
 Every contender is scored (`evaluation.row_scores`) on the rows of `candles` it never trained on; each
 paired test uses the rows both sides share, and adds the between-fit variance of the two definitions'
@@ -70,10 +73,12 @@ def plan_champions(
     *,
     expiry_hours: float,
     cycle_hours: float,
+    declared: Sequence[str] = (),
     alpha: float = lifecycle.ALPHA,
 ) -> dict[str, KindPlan]:
     """kind -> its plan. `serving` maps kind -> the champion serving now (it must be among contenders);
-    `candles` maps timeframe -> symbol -> candles covering the newest unseen rows (plus warm-up)."""
+    `candles` maps timeframe -> symbol -> candles covering the newest unseen rows (plus warm-up);
+    `declared`: the definitions' names (families) in the order the operator declared them."""
     by_name = {c.name: c for c in contenders}
     cache: dict[str, RowScores] = {}
 
@@ -104,19 +109,19 @@ def plan_champions(
                     alpha=alpha)
                 defender = sibling if refresh.replace else previous
             elif previous.age_hours + cycle_hours >= expiry_hours and fresh:
-                defender = max(fresh, key=_score_key)
+                defender = _first_declared(fresh, declared)
                 refresh = lifecycle.RetrainVerdict(
                     True, f"{previous.name} has no fresh fit and would pass MODEL_EXPIRY_HOURS "
-                    f"({expiry_hours:g}) before the next cycle: the best fresh model defends", None, alpha)
+                    f"({expiry_hours:g}) before the next cycle: the first declared fresh definition "
+                    "defends", None, alpha)
+        starting = defender is None
+        if starting and fresh:
+            defender = _first_declared(fresh, declared)
         challengers = [c for c in fresh if defender is None or c.family != defender.family]
-        if defender is None:
-            best = max(fresh, key=_score_key) if fresh else None
-            decision = lifecycle.champion_decision(kind, None, [], alpha=alpha,
-                                                   best_without_defender=best.name if best else None)
-        else:
-            tests = [paired_test(scores(defender.name), scores(c.name), "b_better", between(defender, c))
-                     for c in challengers]
-            decision = lifecycle.champion_decision(kind, defender.name, tests, alpha=alpha)
+        tests = [paired_test(scores(defender.name), scores(c.name), "b_better", between(defender, c))
+                 for c in challengers] if defender is not None else []
+        decision = lifecycle.champion_decision(kind, defender.name if defender else None, tests, alpha=alpha,
+                                               starting=starting)
         plans[kind] = KindPlan(kind, previous.name if previous else None, refresh, decision)
     return plans
 
@@ -128,5 +133,7 @@ def _newest_per_family(contenders: Sequence[Contender]) -> list[Contender]:
     return list(newest.values())
 
 
-def _score_key(contender: Contender) -> tuple[float, str]:
-    return (contender.score if contender.score is not None else float("-inf"), contender.name)
+def _first_declared(contenders: Sequence[Contender], declared: Sequence[str]) -> Contender:
+    """The contender whose definition the operator declared first (undeclared ones after, by name)."""
+    order = {family: i for i, family in enumerate(declared)}
+    return min(contenders, key=lambda c: (order.get(c.family, len(order)), c.family, c.name))

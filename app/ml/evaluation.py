@@ -71,9 +71,11 @@ class Scored:
     baseline: str  # the strongest: lowest mean ranking loss on these rows
     root: bool
 
-    def rows(self, name: str, horizon: int, bar_ms: int) -> RowScores:
+    def rows(self, name: str, horizon: int, bar_ms: int, baseline: str | None = None) -> RowScores:
+        """Against the strongest baseline on these rows, or against `baseline`."""
+        chosen = baseline or self.baseline
         return RowScores(name, self.ds.meta["symbol"].to_numpy(), self.ds.ts_ms, self.loss,
-                         self.baseline_losses[self.baseline], self.baseline, horizon, bar_ms, self.root)
+                         self.baseline_losses[chosen], chosen, horizon, bar_ms, self.root)
 
 
 def score(model: BaseModel, ds: Dataset) -> Scored:

@@ -109,17 +109,18 @@ def champion_decision(
     challengers: Sequence[PairedTest],
     *,
     alpha: float = ALPHA,
-    best_without_defender: str | None = None,
+    starting: bool = False,
 ) -> ChampionDecision:
     """A challenger replaces `defender` only if better at `alpha` (Holm over the challengers).
 
-    Each test has A = the defender and B = one challenger, alternative 'b_better'. Without a defender
-    (the kind's first cycle) nothing is at stake: `best_without_defender` (the best score) starts.
+    Each test has A = the defender and B = one challenger, alternative 'b_better'. `starting`: the kind has
+    no champion yet, and `defender` is its first declared definition (the operator's default), which starts
+    on the same terms: a choice on the best point estimate would be a decision on noise that then sticks.
     """
     if defender is None:
-        return ChampionDecision(kind, best_without_defender, None, best_without_defender is not None,
-                                "no champion yet: the best score starts", [t.as_dict() for t in challengers],
-                                alpha)
+        return ChampionDecision(kind, None, None, False, "no fresh model of this kind to serve",
+                                [t.as_dict() for t in challengers], alpha)
+    prefix = f"no champion yet: {defender}, the first declared definition, starts; " if starting else ""
     ordered = sorted(challengers, key=lambda t: t.p_value)
     winners: list[PairedTest] = []
     m = len(ordered)
@@ -133,10 +134,10 @@ def champion_decision(
         detail = "no challenger" if best is None else (
             f"best challenger {best.b}: skill {_fmt(best.skill_b)} vs {_fmt(best.skill_a)}, "
             f"DM t = {best.statistic:+.2f}, p = {best.p_value:.3f} (Holm threshold {alpha / m:.3f})")
-        return ChampionDecision(kind, defender, defender, False, f"{defender} keeps the place: {detail}",
-                                tests, alpha)
+        return ChampionDecision(kind, defender, defender, False,
+                                f"{prefix}{defender} keeps the place: {detail}", tests, alpha)
     chosen = max(winners, key=lambda t: (t.skill_b if t.skill_b is not None else -math.inf))
-    reason = (f"{chosen.b} is better than {defender} at {alpha:g} (Holm over {m}): skill "
+    reason = (f"{prefix}{chosen.b} is better than {defender} at {alpha:g} (Holm over {m}): skill "
               f"{_fmt(chosen.skill_b)} vs {_fmt(chosen.skill_a)} on {chosen.n} rows, DM t = "
               f"{chosen.statistic:+.2f}, p = {chosen.p_value:.4f}")
     return ChampionDecision(kind, chosen.b, defender, True, reason, tests, alpha)

@@ -4,7 +4,10 @@ Pure: `RowScores` of the models that served each period (app.ml.evaluation.row_s
 one record per kind and policy, whose skill and block-bootstrap interval come from
 `evaluation.skill_estimate`, like every other skill of the project. Each row keeps its own model's
 strongest baseline loss, so the pooled skill is "better than the strongest naive answer of the model that
-was serving", period by period.
+was serving", period by period; `against_each` pools them against one baseline at a time instead, and
+`strongest` picks the baseline that was hardest to beat over the whole record (one choice, not one per
+period: the best of several baselines chosen anew on each period's scored rows would be a bar raised by
+noise, which a forecaster identical to one of the baselines fails).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from app.ml import losses
-from app.ml.evaluation import RowScores
+from app.ml.evaluation import RowScores, Scored
 
 
 def pool(name: str, parts: Sequence[RowScores]) -> RowScores | None:
@@ -35,6 +38,22 @@ def pool(name: str, parts: Sequence[RowScores]) -> RowScores | None:
         parts[0].root,
     )
     return pooled.subset(np.argsort(pooled.ts_ms, kind="stable"))
+
+
+def against_each(name: str, parts: Sequence[tuple[Scored, int, int]]) -> dict[str, RowScores]:
+    """baseline -> the pooled rows of `parts` (scored period, horizon, bar ms) against that baseline, for
+    every baseline all the periods have (empty when there is no period or no common baseline)."""
+    if not parts:
+        return {}
+    common = set.intersection(*(set(scored.baseline_losses) for scored, _, _ in parts))
+    pooled = {b: pool(name, [scored.rows(name, h, bar, b) for scored, h, bar in parts])
+              for b in sorted(common)}
+    return {b: rows for b, rows in pooled.items() if rows is not None}
+
+
+def strongest(pooled: dict[str, RowScores]) -> str:
+    """The baseline with the lowest total loss over the whole pooled record."""
+    return min(pooled, key=lambda b: (float(pooled[b].baseline_loss.sum()), b))
 
 
 def cumulative_skill(rows: RowScores, points: int = 200) -> tuple[list[int], list[float]]:

@@ -25,6 +25,12 @@ def test_the_incumbent_is_refreshed_or_defended_on_a_paired_test_whose_numbers_a
     history = seed_candles(days=1.5, symbols=SYMBOLS)
     first = _cycle()
     champion = first.results["ranking"]["champions"]["direction"]
+    # no champion yet: the first declared definition starts, and the other takes it only on a test at 5%
+    start = first.results["ranking"]["champion_decisions"]["direction"]["decision"]
+    assert start["defender"].startswith("dir_a_") and "first declared definition" in start["reason"]
+    [opening] = start["tests"]
+    assert opening["a"] == start["defender"] and opening["b"].startswith("dir_b_")
+    assert champion == start["defender"] if opening["p_value"] >= 0.05 else champion == opening["b"]
     extend_candles(history, days=0.5)
 
     second = _cycle()

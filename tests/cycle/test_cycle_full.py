@@ -28,7 +28,8 @@ def test_full_cycle_ranks_champions_archives_the_surplus_and_matches_the_store(s
         definition("svm", "svm_b", C=0.5),
         definition("gradient_boosting", "gb_b", max_iter=25),
     ]
-    cycle = start_cycle("operator", {"definitions": one_per_kind() + extra, "window_days": 2})
+    first = one_per_kind()
+    cycle = start_cycle("operator", {"definitions": first + extra, "window_days": 2})
     assert cycle.status == "queued"
 
     run_workers()
@@ -48,11 +49,14 @@ def test_full_cycle_ranks_champions_archives_the_surplus_and_matches_the_store(s
     for r in records:
         by_status.setdefault(r.status, []).append(r)
     active = by_status["active"]
-    # one champion per kind: the best score of its kind among the models not archived
+    # one champion per kind: its first declared definition, unless another was better on a test at 5%
     assert sorted(r.kind for r in active) == ["direction", "momentum", "price", "risk", "volatility"]
+    decisions = done.results["ranking"]["champion_decisions"]
     for r in active:
-        rivals = [o for o in records if o.kind == r.kind]
-        assert r.score == max(o.score for o in rivals)
+        decision = decisions[r.kind]["decision"]
+        assert decision["defender"].removesuffix("_001") in {d["name"] for d in first}
+        won = [t for t in decision["tests"] if t["b"] == r.name]
+        assert r.name == decision["defender"] or (won and won[0]["p_value"] < 0.05)
     # 9 not archived > 7: the lowest two non-active ones are archived, the rest stay candidates
     archived = by_status["archived"]
     candidates = by_status["candidate"]

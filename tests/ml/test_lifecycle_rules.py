@@ -129,6 +129,14 @@ def test_a_challenger_takes_the_place_only_when_better_at_five_percent_holm_corr
     assert len(clear.tests) == 2 and clear.tests[0]["p_value"] == 0.001
 
 
+def test_without_a_champion_the_first_declared_definition_starts_and_is_challenged_like_a_champion() -> None:
+    kept = lifecycle.champion_decision("direction", "first", [_test("c1", 0.08)], starting=True)
+    assert kept.champion == "first" and not kept.switched and "first declared" in kept.reason
+    taken = lifecycle.champion_decision("direction", "first", [_test("c1", 0.001)], starting=True)
+    assert taken.champion == "c1" and taken.switched
+    assert lifecycle.champion_decision("direction", None, []).champion is None
+
+
 def test_the_fresh_fit_replaces_unless_significantly_worse_and_never_lets_a_champion_expire() -> None:
     from app.ml.comparison import PairedTest
 

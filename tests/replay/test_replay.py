@@ -78,6 +78,15 @@ def test_a_replay_runs_the_real_cycle_per_step_serves_and_scores_and_a_poisoned_
     served = direction["served"]
     assert served["n"] > 0 and served["interval"] is not None and served["interval"][0] <= served["skill"]
     assert "buy_and_hold" in served["trading"]
+    # beside each baseline; the headline is the one strongest over the whole replay: the lowest skill
+    against = served["against"]
+    assert "base_rate" in against and all(r["n"] == served["n"] for r in against.values())
+    lowest = min(r["skill"] for r in against.values())
+    assert served["skill"] == lowest == against[served["baseline"]]["skill"]
+    assert set(served["by_symbol"]) == set(SYMBOLS)
+    volatility = report["kinds"]["volatility"]["policies"]["served"]
+    assert set(volatility["qlike"]) == {"model", *volatility["against"]}
+    assert all(v > 0 for v in volatility["qlike"].values())
     assert set(report["kinds"]) == {"direction", "volatility", "risk"}
     assert set(report["decisions"]) == {"direction", "volatility", "risk"}
     assert -1 <= report["kinds"]["risk"]["policies"]["served"]["spearman"] <= 1

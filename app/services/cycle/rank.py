@@ -20,6 +20,7 @@ from app.ml.champions import Contender, KindPlan, plan_champions
 from app.ml.ranking import RANKED_STATUSES, ModelRanker, RankEntry, score_from_performance, serving_champions
 from app.services.cycle import data as cycle_data
 from app.services.cycle import training as cycle_ml
+from app.services.cycle.definitions import load_definitions
 from app.services.cycle.flow import set_stage
 from app.services.cycle.plan import apply_plan
 from app.services.cycle.rows import close_lost_jobs, read, update
@@ -98,8 +99,10 @@ def decide_champions(
     if not contenders:
         return {}
     loaded = {c.name for c in contenders}
+    declared = [d["name"] for d in load_definitions(cycle.options)]
     return plan_champions(contenders, {k: v for k, v in serving.items() if v in loaded}, candles,
-                          expiry_hours=get_settings().model_expiry_hours, cycle_hours=cycle_hours())
+                          expiry_hours=get_settings().model_expiry_hours, cycle_hours=cycle_hours(),
+                          declared=declared)
 
 
 def rank(cycle_id: str) -> dict[str, Any]:

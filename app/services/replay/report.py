@@ -60,22 +60,43 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
         counts = report["decisions"].get(kind, {})
         for policy, result in entry["policies"].items():
             skill, interval = result.get("skill"), result.get("interval")
-            trading = result.get("trading") or {}
-            hold = trading.get("buy_and_hold") or {}
             rows.append([
                 kind, policy,
                 "-" if skill is None else f"{skill:+.4f}",
                 "-" if not interval else f"[{interval[0]:+.4f}, {interval[1]:+.4f}]",
                 "yes" if result.get("beats_baseline") else "no",
                 str(result.get("baseline") or "-"),
+                "; ".join(f"{b} {_skill_text(r)}" for b, r in (result.get("against") or {}).items()),
                 str(result.get("n", 0)),
-                f"{trading.get('total_return', 0):+.4f} vs {hold.get('total_return', 0):+.4f}" if trading
-                else f"spearman {result['spearman']:+.3f}" if result.get("spearman") is not None else "",
+                _extra(result),
                 f"{counts.get('switches', 0)}/{counts.get('drift_flags', 0)}/{counts.get('retrains', 0)}"
                 if policy == "served" else "",
             ])
     return rows
 
 
-TABLE_COLUMNS = ("kind", "policy", "skill", "95% interval", "beats", "baseline", "rows",
-                 "return vs hold / rank corr.", "switches/drift/retrains")
+def _skill_text(result: dict[str, Any]) -> str:
+    skill, interval = result.get("skill"), result.get("interval")
+    if skill is None:
+        return "-"
+    return f"{skill:+.4f}" + (f" [{interval[0]:+.4f}, {interval[1]:+.4f}]" if interval else "")
+
+
+def _extra(result: dict[str, Any]) -> str:
+    """The kind's own figure: direction's return against buy and hold, risk's rank correlation, volatility's
+    QLIKE beside each baseline's."""
+    trading = result.get("trading") or {}
+    if trading:
+        hold = trading.get("buy_and_hold") or {}
+        return f"{trading.get('total_return', 0):+.4f} vs {hold.get('total_return', 0):+.4f}"
+    if result.get("spearman") is not None:
+        return f"spearman {result['spearman']:+.3f}"
+    qlike = result.get("qlike") or {}
+    if qlike:
+        others = ", ".join(f"{b} {v:.4f}" for b, v in qlike.items() if b != "model")
+        return f"QLIKE {qlike['model']:.4f} ({others})"
+    return ""
+
+
+TABLE_COLUMNS = ("kind", "policy", "skill", "95% interval", "beats", "baseline", "against each baseline",
+                 "rows", "return vs hold / rank corr. / QLIKE", "switches/drift/retrains")

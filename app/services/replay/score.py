@@ -8,10 +8,11 @@ candle known at T_i, and any row the model trained on is left out). Three polici
 - `freeze_first`: the first champion the replay had, served for ever;
 - `newest`: each step's own fit with the best validation score (the point-estimate rule, no test).
 
-Pooled over the steps, each policy gets a skill over the serving model's strongest baseline with a
-block-bootstrap interval (app.ml.served, app.ml.evaluation); direction gets the trading result after
-fees and slippage beside buy and hold (app.ml.trading), and risk the Spearman rank correlation between
-its score and the realized excursion.
+Pooled over the steps, each policy gets its skill against each baseline with a block-bootstrap interval
+(`against`), and as its headline the skill over the baseline that was strongest over the whole replay,
+with that skill per symbol too (app.ml.served, app.ml.evaluation). Direction gets the trading result
+after fees and slippage beside buy and hold (app.ml.trading), risk the Spearman rank correlation between
+its score and the realized excursion, and volatility the QLIKE of the model and of each baseline.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from app.ml.evaluation import RowScores, skill_estimate
+from app.ml import losses
+from app.ml.evaluation import Scored, SkillEstimate, skill_estimate
 from app.ml.evaluation import score as score_model
-from app.ml.served import cumulative_skill, pool
+from app.ml.served import against_each, cumulative_skill, strongest
 
 POLICIES = ("served", "freeze_first", "newest")
 
@@ -47,8 +49,8 @@ def policy_models(steps: list[dict[str, Any]]) -> dict[str, dict[str, list[str |
     return out
 
 
-def _period_rows(model: Any, name: str, as_of_ms: int, every_ms: int, symbols: list[str]
-                 ) -> tuple[RowScores, np.ndarray, pd.DataFrame] | None:
+def _period_scores(model: Any, as_of_ms: int, every_ms: int, symbols: list[str]) -> Scored | None:
+    """`model` and its baselines scored on the period after `as_of_ms`, on rows it never trained on."""
     from app.ml.dataset import build_dataset
     from app.ml.validation import unseen
     from app.services.cycle import data as cycle_data
@@ -58,18 +60,50 @@ def _period_rows(model: Any, name: str, as_of_ms: int, every_ms: int, symbols: l
     candles = cycle_data.load_range(symbols, as_of_ms, end, model.timeframe, cycle_ml.warmup_bars(model))
     dataset = build_dataset(model, candles)
     mask = (dataset.ts_ms >= as_of_ms) & (dataset.ts_ms < as_of_ms + every_ms) & unseen(model, dataset)
-    if not mask.any():
-        return None
-    rows = dataset.subset(mask)
-    scored = score_model(model, rows)
-    outputs = np.where(scored.pred == 1, 1.0, -1.0) if model.kind == "direction" else scored.pred
-    meta = rows.meta.assign(_y=rows.y, _out=outputs)
-    return scored.rows(name, int(model.horizon), model.bar_ms), outputs, meta
+    return score_model(model, dataset.subset(mask)) if mask.any() else None
+
+
+def _brief(estimate: SkillEstimate) -> dict[str, Any]:
+    return {"skill": estimate.skill, "interval": estimate.interval, "beats_baseline": estimate.beats_baseline,
+            "n": estimate.n}
+
+
+def _policy_entry(kind: str, parts: list[tuple[Any, Scored]], names: list[str | None]) -> dict[str, Any]:
+    """One policy's record: headline skill, skill against each baseline and per symbol, kind extras."""
+    from app.ml.trading import backtest_direction
+
+    models = sorted(set(filter(None, names)))
+    pooled = against_each(f"{kind}", [(scored, int(m.horizon), m.bar_ms) for m, scored in parts])
+    if not pooled:
+        return {"skill": None, "n": 0, "models": models}
+    headline = strongest(pooled)
+    rows = pooled[headline]
+    entry: dict[str, Any] = {**skill_estimate(rows).as_dict(), "models": models,
+                             "baseline_choice": "the strongest over the whole replay"}
+    entry["against"] = {b: _brief(skill_estimate(r)) for b, r in pooled.items()}
+    entry["by_symbol"] = {str(sym): _brief(skill_estimate(rows.subset(rows.symbol == sym)))
+                          for sym in np.unique(rows.symbol)}
+    y = np.concatenate([scored.ds.y for _, scored in parts])
+    outputs = np.concatenate([np.where(scored.pred == 1, 1.0, -1.0) if kind == "direction" else scored.pred
+                              for _, scored in parts])
+    if kind == "direction":
+        meta = pd.concat([scored.ds.meta for _, scored in parts], ignore_index=True)
+        trading = backtest_direction(outputs, meta, parts[-1][0].timeframe)
+        entry["trading"] = {k: v for k, v in trading.items() if k != "equity"}
+        entry["equity"] = trading.get("equity")
+    if kind == "risk":  # does a higher score mean a larger realized excursion?
+        rho = spearmanr(outputs, y).statistic
+        entry["spearman"] = None if not np.isfinite(rho) else round(float(rho), 4)
+    if kind == "volatility":  # the variance forecast's own proper loss, lower is better
+        entry["qlike"] = {"model": float(np.mean(losses.qlike(y, outputs)))} | {
+            b: float(np.mean(losses.qlike(y, np.concatenate([scored.forecasts[b] for _, scored in parts]))))
+            for b in pooled}
+    entry["curve"] = cumulative_skill(rows)
+    return entry
 
 
 def score_replay(steps: list[dict[str, Any]], every_ms: int, symbols: list[str]) -> dict[str, Any]:
-    """Per kind and policy: pooled skill with its interval, the curve, and direction's trading result."""
-    from app.ml.trading import backtest_direction
+    """Per kind and policy: pooled skill with its interval, the curve, and each kind's own figures."""
     from app.services.models import load_model
 
     models: dict[str, Any] = {}
@@ -83,36 +117,18 @@ def score_replay(steps: list[dict[str, Any]], every_ms: int, symbols: list[str])
     for kind, policies in policy_models(steps).items():
         kinds[kind] = {"policies": {}, "curves": {}}
         for policy, names in policies.items():
-            parts, positions, metas, timeframe = [], [], [], "1m"
+            parts = []
             for step, name in zip(steps, names, strict=True):
                 if name is None:
                     continue
-                model = model_of(name)
-                timeframe = model.timeframe
-                found = _period_rows(model, name, int(step["as_of_ms"]), every_ms, symbols)
+                found = _period_scores(model_of(name), int(step["as_of_ms"]), every_ms, symbols)
                 if found is not None:
-                    parts.append(found[0])
-                    positions.append(found[1])
-                    metas.append(found[2])
-            rows = pool(f"{kind}:{policy}", parts)
-            if rows is None:
-                kinds[kind]["policies"][policy] = {"skill": None, "n": 0,
-                                                   "models": sorted(set(filter(None, names)))}
-                continue
-            estimate = skill_estimate(rows).as_dict()
-            entry = {**estimate, "models": sorted(set(filter(None, names)))}
-            if kind == "direction" and metas:
-                trading = backtest_direction(np.concatenate(positions), pd.concat(metas, ignore_index=True),
-                                             timeframe)
-                entry["trading"] = {k: v for k, v in trading.items() if k != "equity"}
-                entry["equity"] = trading.get("equity")
-            if kind == "risk" and metas:  # does a higher score mean a larger realized excursion?
-                pooled = pd.concat(metas, ignore_index=True)
-                rho = spearmanr(pooled["_out"], pooled["_y"]).statistic
-                entry["spearman"] = None if not np.isfinite(rho) else round(float(rho), 4)
+                    parts.append((model_of(name), found))
+            entry = _policy_entry(kind, parts, names)
+            ts, skill = entry.pop("curve", ([], []))
             kinds[kind]["policies"][policy] = entry
-            ts, skill = cumulative_skill(rows)
-            kinds[kind]["curves"][policy] = {"ts_ms": ts, "skill": skill}
+            if ts:
+                kinds[kind]["curves"][policy] = {"ts_ms": ts, "skill": skill}
     return kinds
 
 
