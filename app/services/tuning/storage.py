@@ -108,6 +108,20 @@ def storage() -> optuna.storages.RDBStorage:
                     int(settings.tuning_grace_seconds))
 
 
+@functools.cache
+def _with_cache(rdb: optuna.storages.RDBStorage) -> optuna.storages.BaseStorage:
+    return optuna.storages.get_storage(rdb)
+
+
+def cached() -> optuna.storages.BaseStorage:
+    """`storage()` behind Optuna's own cache of finished trials (what `load_study` puts around an RDBStorage
+    on every call), one per process: a finished trial never changes, so a process reads each one once and
+    then only the unfinished and newer ones. A worker reads the study before forking a trial's work horse
+    (workers.tuning_jobs.warm_trial): the horse inherits the study's finished trials, and its first read of
+    the study, which was every trial's and the largest one, fetches only what changed since."""
+    return _with_cache(storage())
+
+
 def _forget_pools_in_child() -> None:
     """Building an RDBStorage (its engine, Optuna's table and version checks) took 80-150 ms, which every
     trial job paid when each work horse built its own. The worker now builds it once and its horses inherit
@@ -140,12 +154,12 @@ def pruner() -> optuna.pruners.BasePruner:
 
 
 def create(name: str) -> optuna.Study:
-    return optuna.create_study(storage=storage(), study_name=name, direction="maximize",
+    return optuna.create_study(storage=cached(), study_name=name, direction="maximize",
                                sampler=sampler(0), pruner=pruner(), load_if_exists=True)
 
 
 def load(name: str, seed: int = 0) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=storage(), sampler=sampler(seed), pruner=pruner())
+    return optuna.load_study(study_name=name, storage=cached(), sampler=sampler(seed), pruner=pruner())
 
 
 @_quiet
