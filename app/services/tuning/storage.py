@@ -123,7 +123,7 @@ def cached() -> optuna.storages.BaseStorage:
 
 
 def _forget_pools_in_child() -> None:
-    """Building an RDBStorage (its engine, Optuna's table and version checks) took 80-150 ms, which every
+    """Building an RDBStorage (its engine, Optuna's table and version checks) took 80-220 ms, which every
     trial job paid when each work horse built its own. The worker now builds it once and its horses inherit
     it; like the project's engines (app.core.db), a forked horse must not reuse its parent's pooled
     connections, so it gets a fresh pool (SQLAlchemy's advice for fork: `dispose(close=False)`)."""
