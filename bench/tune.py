@@ -11,7 +11,11 @@ service's default direction space, 20-300 trees of depth 2-8 with learning rate 
 Throughput counts the trial phase: from the first trial's start to the last
 trial's end (Optuna's own timestamps), so a worker's start-up is left out. Overhead per trial is
 1 - (its folds' fit-and-score seconds) / (its whole seconds: Optuna's ask and tell in the database,
-loading the train candles, features and labels). Results go to `bench/results/tune-<time>.json`.
+loading the train candles, features and labels), over the complete trials. Worker-time overhead is
+1 - (every trial's folds' fits) / (workers x trial phase): besides the trials' own overhead, everything
+a worker does between two trials (taking the job, forking its work horse, reading the study, the budget
+check and RQ's result); a pruned trial's fits before it stopped are not counted as fits (it records
+none), so this figure is an upper bound. Results go to `bench/results/tune-<time>.json`.
 """
 
 from __future__ import annotations
@@ -41,8 +45,15 @@ SPACES = {
 }
 
 
+def _attr(trial: object, attr: str) -> float | None:
+    """A trial's timing: in its `run` attribute, or (trials of the code before it) an attribute of its own."""
+    attrs = trial.user_attrs  # type: ignore[attr-defined]
+    found = (attrs.get("run") or {}).get(attr, attrs.get(attr))
+    return None if found is None else float(found)
+
+
 def _mean(trials: list, attr: str) -> float:
-    return sum(float(t.user_attrs.get(attr) or 0) for t in trials) / len(trials)
+    return sum(_attr(t, attr) or 0.0 for t in trials) / len(trials)
 
 
 def run(workers: int, days: float, trials: int, space: str = "small") -> dict:
@@ -83,15 +94,16 @@ def run(workers: int, days: float, trials: int, space: str = "small") -> dict:
     shutdown_embedded()
     span = (max(t.datetime_complete for t in ran) - min(t.datetime_start for t in ran)).total_seconds()
     whole = [(t.datetime_complete - t.datetime_start).total_seconds() for t in ran]
-    fits = [float(t.user_attrs.get("fit_seconds") or 0.0) for t in ran]
-    complete = [t for t in ran if t.user_attrs.get("fit_seconds") is not None]
-    overhead = 1 - sum(float(t.user_attrs["fit_seconds"]) for t in complete) / sum(
+    fits = [_attr(t, "fit_seconds") or 0.0 for t in ran]
+    complete = [t for t in ran if _attr(t, "fit_seconds") is not None]
+    overhead = 1 - sum(_attr(t, "fit_seconds") or 0.0 for t in complete) / sum(
         (t.datetime_complete - t.datetime_start).total_seconds() for t in complete)
     return {"workers": workers, "status": done.status, "trials": len(ran),
             "states": (done.result or {}).get("states"), "trial_phase_s": round(span, 2),
             "trials_per_minute": round(60 * len(ran) / span, 3),
             "mean_trial_s": round(sum(whole) / len(whole), 3),
             "mean_fit_s": round(sum(fits) / len(fits), 3), "overhead": round(overhead, 4),
+            "worker_overhead": round(1 - sum(fits) / (workers * span), 4),
             "mean_load_s": round(_mean(ran, "load_seconds"), 3),
             "mean_inside_s": round(_mean(ran, "seconds"), 3),
             "decision": (done.result or {}).get("decision")}
@@ -119,7 +131,8 @@ def main() -> None:
         r = results[-1]
         print(f"{r['workers']} worker(s): {r['trials']} trials in {r['trial_phase_s']} s = "
               f"{r['trials_per_minute']} trials/min; a trial {r['mean_trial_s']} s of which folds' fits "
-              f"{r['mean_fit_s']} s (overhead {100 * r['overhead']:.1f}%; loading candles "
+              f"{r['mean_fit_s']} s (overhead {100 * r['overhead']:.1f}%, of worker time "
+              f"{100 * r['worker_overhead']:.1f}%; loading candles "
               f"{r['mean_load_s']} s, objective {r['mean_inside_s']} s); study {r['status']}", flush=True)
     by = {r["workers"]: r for r in results}
     figures = {"args": vars(args), "runs": results, "load": load, "cpus": os.cpu_count()}

@@ -59,11 +59,12 @@ def test_two_worker_processes_run_trials_of_one_study_at_once(store_dir: Path) -
     assert done.status == "finished", done.error
     trials = [t for t in _trials(study.id) if t.state == TrialState.COMPLETE]
     assert len(_trials(study.id)) == 4
-    assert len({t.user_attrs["worker"] for t in trials}) == 2, "both workers ran trials"
-    spans = [(t.number, t.user_attrs["worker"][:6], str(t.datetime_start.time()),
+    worker = {t.number: storage.run_record(t)["worker"] for t in trials}
+    assert len(set(worker.values())) == 2, "both workers ran trials"
+    spans = [(t.number, worker[t.number][:6], str(t.datetime_start.time()),
               str(t.datetime_complete.time())) for t in trials]
     assert any(_overlap(a, b) for a in trials for b in trials if a.number < b.number
-               and a.user_attrs["worker"] != b.user_attrs["worker"]), f"no two trials at once: {spans}"
+               and worker[a.number] != worker[b.number]), f"no two trials at once: {spans}"
 
 
 @pytest.mark.slow

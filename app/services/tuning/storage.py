@@ -16,12 +16,13 @@ row): `fail_stale` fails it too once it is older than the grace period, else the
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 from datetime import datetime, timedelta
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -59,7 +60,9 @@ def _storage(url: str, heartbeat: int, grace: int) -> optuna.storages.RDBStorage
         options = f"-csearch_path={SCHEMA} -cstatement_timeout={timeout_ms}"
         connect = {"options": options, "connect_timeout": get_settings().database_connect_timeout_seconds}
         engine_kwargs = {"connect_args": connect, "pool_pre_ping": True}
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        _built.append(rdb)
+        return rdb
     _require_migrated(url)
     engine_kwargs = {"connect_args": {"timeout": 30}} if backend == "sqlite" else {}
     rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=True,
@@ -67,6 +70,7 @@ def _storage(url: str, heartbeat: int, grace: int) -> optuna.storages.RDBStorage
     if backend == "sqlite":
         event.listen(rdb.engine, "connect", _sqlite_no_sync)
         rdb.engine.dispose()  # connections opened while Optuna checked its tables get the pragma too
+    _built.append(rdb)
     return rdb
 
 
@@ -97,11 +101,38 @@ def _require_migrated(url: str) -> None:
 
 
 def storage() -> optuna.storages.RDBStorage:
-    """The storage on DATABASE_URL (one per process and URL)."""
+    """The storage on DATABASE_URL (one per process and URL; a worker builds it before forking its work
+    horses, which inherit it: `_forget_pools_in_child`)."""
     settings = get_settings()
     return _storage(settings.resolved_database_url, int(settings.tuning_heartbeat_seconds),
                     int(settings.tuning_grace_seconds))
 
+
+@functools.cache
+def _with_cache(rdb: optuna.storages.RDBStorage) -> optuna.storages.BaseStorage:
+    return optuna.storages.get_storage(rdb)
+
+
+def cached() -> optuna.storages.BaseStorage:
+    """`storage()` behind Optuna's own cache of finished trials (what `load_study` puts around an RDBStorage
+    on every call), one per process: a finished trial never changes, so a process reads each one once and
+    then only the unfinished and newer ones. A worker reads the study before forking a trial's work horse
+    (workers.tuning_jobs.warm_trial): the horse inherits the study's finished trials, and its first read of
+    the study, which was every trial's and the largest one, fetches only what changed since."""
+    return _with_cache(storage())
+
+
+def _forget_pools_in_child() -> None:
+    """Building an RDBStorage (its engine, Optuna's table and version checks) took 80-220 ms, which every
+    trial job paid when each work horse built its own. The worker now builds it once and its horses inherit
+    it; like the project's engines (app.core.db), a forked horse must not reuse its parent's pooled
+    connections, so it gets a fresh pool (SQLAlchemy's advice for fork: `dispose(close=False)`)."""
+    for cached in _built:
+        cached.engine.dispose(close=False)
+
+
+_built: list[optuna.storages.RDBStorage] = []
+os.register_at_fork(after_in_child=_forget_pools_in_child)
 
 WARMUP_FOLDS = 1  # the pruner judges a trial from its second fold on
 
@@ -123,12 +154,12 @@ def pruner() -> optuna.pruners.BasePruner:
 
 
 def create(name: str) -> optuna.Study:
-    return optuna.create_study(storage=storage(), study_name=name, direction="maximize",
+    return optuna.create_study(storage=cached(), study_name=name, direction="maximize",
                                sampler=sampler(0), pruner=pruner(), load_if_exists=True)
 
 
 def load(name: str, seed: int = 0) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=storage(), sampler=sampler(seed), pruner=pruner())
+    return optuna.load_study(study_name=name, storage=cached(), sampler=sampler(seed), pruner=pruner())
 
 
 @_quiet
@@ -155,6 +186,22 @@ def fail_stale(study: optuna.Study) -> None:
 
 
 @_quiet
-def optimize_one(study: optuna.Study, objective: Any, catch: tuple[type[Exception], ...]) -> None:
-    """Run one trial of the study in this process (Optuna asks, runs, beats and tells)."""
-    study.optimize(objective, n_trials=1, catch=catch, gc_after_trial=False)
+def optimize_one(study: optuna.Study, objective: Any, catch: tuple[type[Exception], ...]) -> int | None:
+    """Run one trial of the study in this process (Optuna asks, runs, beats and tells); its number."""
+    told: list[int] = []
+    study.optimize(objective, n_trials=1, catch=catch, gc_after_trial=False,
+                   callbacks=[lambda _study, trial: told.append(trial.number)])
+    return told[0] if told else None
+
+
+RUN_ATTR = "run"  # a trial's timings and worker, one user attribute (one write)
+
+
+def run_record(trial: FrozenTrial) -> dict[str, Any]:
+    """A trial's `seconds`, `fit_seconds`, `load_seconds` and `worker` (trials of studies run before these
+    were gathered in one attribute kept each as an attribute of its own)."""
+    found = trial.user_attrs.get(RUN_ATTR)
+    if isinstance(found, dict):
+        return found
+    return {k: trial.user_attrs[k] for k in ("seconds", "fit_seconds", "load_seconds", "worker")
+            if k in trial.user_attrs}

@@ -50,8 +50,8 @@ def train_candles(study: TuningStudy, definition: dict[str, Any]) -> dict[str, A
                                  model.timeframe, warm)
 
 
-def budget_left(study: TuningStudy, optuna_study: optuna.Study) -> bool:
-    trials = optuna_study.get_trials(deepcopy=False)
+def budget_left(study: TuningStudy, trials: list[optuna.trial.FrozenTrial]) -> bool:
+    """Trials tried (of the study's `trials`, one read of them) and seconds spent are within the budget."""
     if len(trials) - sum(t.state == TrialState.WAITING for t in trials) >= int(study.budget["trials"]):
         return False
     started = study.started_ts.timestamp() if study.started_ts is not None else time.time()
@@ -67,30 +67,42 @@ def shared_window(study: TuningStudy) -> window_cache.TrainWindow:
 
 
 def objective(study: TuningStudy, worker: str | None = None) -> Any:
+    """One trial: its definition, its folds (the pruner asked on the folds it judges) and its record.
+
+    Each report, question and attribute is a round trip to the database (a commit for the writes), so a
+    trial makes only those something reads: reports on the folds the pruner judges (it compares a trial
+    with the others at the same fold, and never looks at the others' later folds), and three attributes,
+    `definition` and `folds` (the finish and the scripts read them) and `run` (seconds, worker)."""
     space = space_of(study)
     folds = int(study.window["folds"])
 
     def run(trial: optuna.Trial) -> float:
         definition = search_space.sample(space, trial, study.base)
         began = time.perf_counter()
+        record: dict[str, Any] = {"worker": worker or f"{socket.gethostname()}:{os.getpid()}"}
         candles, features = shared_window(study).for_definition(definition)
-        trial.set_user_attr("load_seconds", round(time.perf_counter() - began, 4))
+        record["load_seconds"] = round(time.perf_counter() - began, 4)
 
         def report(fold: int, mean: float) -> None:
-            trial.report(mean, fold)
             # the pruner never stops a trial on its warm-up folds, and stopping after the last saves nothing:
-            # not asking it then spares its two reads of the study
-            if storage.WARMUP_FOLDS <= fold < folds - 1 and trial.should_prune():
-                raise optuna.TrialPruned(f"mean skill {mean:.4f} after fold {fold} is below the median")
+            # it is not asked then, and nothing reads a report it is not asked about
+            if storage.WARMUP_FOLDS <= fold < folds - 1:
+                trial.report(mean, fold)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"mean skill {mean:.4f} after fold {fold} is below the median")
 
-        result = trial_value(definition, candles, folds, report, features)
-        fit_seconds = sum(float(f.get("seconds") or 0) for f in result["folds"])
+        try:
+            result = trial_value(definition, candles, folds, report, features)
+        except optuna.TrialPruned:
+            record["seconds"] = round(time.perf_counter() - began, 4)
+            trial.set_user_attr(storage.RUN_ATTR, record)
+            raise
+        record["fit_seconds"] = round(sum(float(f.get("seconds") or 0) for f in result["folds"]), 4)
         trial.set_user_attr("definition", definition)
         trial.set_user_attr("folds", [{k: f.get(k) for k in ("fold", "skill", "loss_ratio", "seconds")}
                                       for f in result["folds"]])
-        trial.set_user_attr("seconds", round(time.perf_counter() - began, 4))
-        trial.set_user_attr("fit_seconds", round(fit_seconds, 4))
-        trial.set_user_attr("worker", worker or f"{socket.gethostname()}:{os.getpid()}")
+        record["seconds"] = round(time.perf_counter() - began, 4)
+        trial.set_user_attr(storage.RUN_ATTR, record)
         return float(result["mean_skill"])
 
     return run
@@ -104,28 +116,30 @@ def run_trial(study_id: str, number: int, worker: str | None = None) -> dict[str
         return {"study": study_id, "skipped": "no such study"}
     if study.status not in ("queued", "running"):
         return {"study": study_id, "skipped": study.status}
-    set_status(study_id, "running", only_from=("queued", "running"))
-    study = get_study(study_id)
+    if study.status == "queued" or study.started_ts is None:  # the first job: the study's clock starts
+        set_status(study_id, "running", only_from=("queued", "running"))
+        study = get_study(study_id)
     optuna_study = storage.load(study.optuna_name, seed=int(study.window.get("seed", 0)) + number)
     ran = None
-    if budget_left(study, optuna_study):
-        storage.optimize_one(optuna_study, objective(study, worker), CAUGHT)
-        ran = optuna_study.get_trials(deepcopy=False)[-1].number
-    finished = maybe_finish(study_id)
+    if budget_left(study, optuna_study.get_trials(deepcopy=False)):
+        ran = storage.optimize_one(optuna_study, objective(study, worker), CAUGHT)
+    finished = maybe_finish(study_id, optuna_study)
     return {"study": study_id, "trial": ran, "finished": finished}
 
 
-def maybe_finish(study_id: str) -> bool:
-    """Finish the study when its budget is spent and no trial is still running (stale ones failed first)."""
+def maybe_finish(study_id: str, optuna_study: optuna.Study | None = None) -> bool:
+    """Finish the study when its budget is spent and no trial is still running (stale ones failed first).
+    `optuna_study`: the job's own (its cache of finished trials is reused), else loaded here."""
     from app.services.tuning.finish import finish_study
 
     study = get_study(study_id)
     if study.status != "running":
         return False
-    optuna_study = storage.load(study.optuna_name)
+    if optuna_study is None:
+        optuna_study = storage.load(study.optuna_name)
     storage.fail_stale(optuna_study)
     trials = optuna_study.get_trials(deepcopy=False)
-    if budget_left(study, optuna_study) and _jobs_pending(study_id):
+    if budget_left(study, trials) and _jobs_pending(study_id):
         return False
     if any(t.state == TrialState.RUNNING for t in trials):
         return False

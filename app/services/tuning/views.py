@@ -31,7 +31,8 @@ def trial_view(trial: FrozenTrial) -> dict[str, Any]:
             "params": dict(trial.params or trial.system_attrs.get("fixed_params") or {}),
             "current": bool(trial.user_attrs.get("current")),
             "features": (trial.user_attrs.get("definition") or {}).get("features"),
-            "seconds": trial.user_attrs.get("seconds"), "fit_seconds": trial.user_attrs.get("fit_seconds")}
+            "seconds": storage.run_record(trial).get("seconds"),
+            "fit_seconds": storage.run_record(trial).get("fit_seconds")}
 
 
 def _trials(row: TuningStudy) -> list[FrozenTrial]:
