@@ -171,17 +171,20 @@ def test_volatility_trees_gate_keeps_trees_only_when_they_lower_qlike_out_of_fol
     assert not hurt["trees"] and hurt["gain"] < 0.0, hurt
 
 
-def test_volatility_level_is_the_variance_scale_correction_and_ignores_a_crash_hour() -> None:
+def test_volatility_level_is_the_variance_scale_correction() -> None:
+    """exp(E[log v]) is below the mean of v^2's root: the level puts raw^2 on the variance's scale, and it
+    is the multiple of raw with the lowest QLIKE on its rows (the plain mean(y / raw) is below it)."""
+    from app.ml import losses
     from app.ml.kinds.volatility import variance_level
 
     rng = np.random.default_rng(9)
     raw = np.full(20_000, 0.01)
     y = raw * np.exp(rng.normal(0.0, 0.4, len(raw)))
-    assert variance_level(y, raw) == pytest.approx(np.exp(0.16), rel=0.03)  # sqrt(E[y^2]) / raw = exp(s^2)
-    crash = y.copy()
-    crash[:60] *= 30.0  # one hour 30 times the usual volatility
-    assert variance_level(crash, raw) == pytest.approx(variance_level(y, raw), rel=0.02)
-    assert np.sqrt(np.mean((crash / raw) ** 2)) > 1.5 * variance_level(y, raw)  # the plain mean: 1.9x
+    level = variance_level(y, raw)
+    assert level == pytest.approx(np.exp(0.16), rel=0.03)  # lognormal: sqrt(E[y^2]) / raw = exp(s^2)
+    assert level > np.mean(y / raw) * 1.05
+    qlike = [np.mean(losses.qlike(y, raw * level * f)) for f in (0.95, 1.0, 1.05)]
+    assert qlike[1] < qlike[0] and qlike[1] < qlike[2]
 
 
 def test_volatility_profile_comes_from_history_before_the_window_and_is_stored(tmp_path) -> None:
@@ -218,6 +221,9 @@ def test_volatility_profile_comes_from_history_before_the_window_and_is_stored(t
         c.iloc[5000:5060, c.columns.get_loc("close")] *= np.exp(np.cumsum(np.full(60, 0.02)))
     moved = tod_profile(crashed, 60_000)["hours"]
     assert np.max(np.abs(np.subtract(moved, tod_profile(history, 60_000)["hours"]))) < 0.1
+    # smoothed to K = 1 harmonic (the model's default): a pure cosine, still the planted one
+    smooth = tod_profile(history, 60_000, harmonics=1)["hours"]
+    assert np.corrcoef(smooth, 0.6 * np.cos(hours - 1.0))[0, 1] > 0.98
     # saved with the model, read back and used when serving
     loaded = BaseModel.load_artifacts(tmp_path / "m", model.save_artifacts(tmp_path / "m"))
     assert loaded.history_profile_ == model.history_profile_ and loaded.trees_ == model.trees_

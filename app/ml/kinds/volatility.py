@@ -4,14 +4,21 @@ Two stages on log realized volatility, both fitted on the fit rows only:
 
 1. a robust linear HAR stage (Huber regression): log RV[t, t+h] on the logs of the model's trailing
    realized-volatility features (`realized_vol_<n>`: with n = 60, 240, 1440 the HAR lags of 1 hour, 4 hours
-   and 1 day at 1m scale) and the Andersen-Bollerslev Fourier flexible form of the time of day, K =
-   `profile_harmonics` cos/sin pairs of the clock angle in the middle of the forecast window (read from the
-   `hour_sin` / `hour_cos` features, so serving needs nothing else). A smooth profile of 2K parameters
-   cannot memorise the hour of one crash as trees on the raw hour did (docs/DECISIONS.md);
-2. gradient-boosted trees on the linear stage's residual, from the other features (never the raw hour).
+   and 1 day at 1m scale) and the time-of-day profile over the forecast window, read from the `hour_sin` /
+   `hour_cos` features (serving needs nothing else). The profile (`tod_profile`) is the median, over every
+   symbol-day of the `profile_days` (28) days before the train labels' end, of the day-demeaned log hourly
+   realized variance, smoothed to K = `profile_harmonics` (1) cos/sin pairs: the build loads those days
+   before the window, and the profile is stored with the model; one coefficient scales it. The HAR lags
+   are not clipped to the fit rows' range (a new high after a crash is forecast by the HAR line). Without
+   that history (a model fitted directly, fewer than 3 complete symbol-days) the profile is the
+   Andersen-Bollerslev Fourier flexible form of the window's fit rows, K = `profile_harmonics` cos/sin
+   pairs. Neither can memorise the hour of one crash as trees on the raw hour did (docs/DECISIONS.md);
+2. gradient-boosted trees on the linear stage's residual, from the other features (never the raw hour),
+   served only when they lower QLIKE out of fold (`trees_gate`): else the linear stage alone.
 
-The forecast is exp(stage 1 + stage 2) times Duan's smearing factor mean(v / exp(fit)) on the calibration
-slice (the bias correction of a log target: exp(E[log v]) is a geometric mean, below the mean of v).
+The forecast is exp(stage 1 [+ stage 2]) times the bias correction of the log target on the variance
+scale (`variance_level`: sqrt(mean((v / exp(fit))^2)) on the out-of-fold and calibration rows), so its
+square estimates the variance, the quantity QLIKE scores.
 """
 
 from __future__ import annotations
@@ -78,10 +85,11 @@ class VolatilityRegressor(RegressorModel):
     stopping) on its residual, all on log realized volatility (see the module docstring).
 
     Target: sqrt(sum of squared 1-bar log returns over the next h bars), h = 1..4 hours (default 1 h).
-    exp(E[log v]) is a geometric mean, below the mean of v; the smearing factor `level` = mean(v / raw)
-    on the calibration slice (Duan 1983, as the HAR-RV baseline does) puts the forecast back on the scale
-    of v. Without `realized_vol_<n>` features the linear stage has no lags; without
-    `hour_sin` and `hour_cos` it has no profile.
+    exp(E[log v]) is a geometric mean, below the mean of v and of v^2; `level` = `variance_level` of the
+    out-of-fold and calibration residuals (GATE_FOLDS forward folds inside the fit rows, each forecast by
+    stages fitted before it, plus the calibration slice forecast by the final stages) puts exp(fit)^2 on
+    the scale of v^2. The same rows decide the trees (`trees_gate`). Without `realized_vol_<n>` features
+    the linear stage has no lags; without `hour_sin` and `hour_cos` it has no profile.
     Confidence: the probability that the realized volatility falls within +/-`band` (default 25%) of the
     prediction. On the calibration slice, rows are put in 5 quantile bins of the predicted volatility and
     each bin's frequency of landing inside the band is kept (Laplace-smoothed); a prediction states its
@@ -176,7 +184,7 @@ class VolatilityRegressor(RegressorModel):
             joined = joined[~joined.index.duplicated(keep="last")].sort_index()
             stamps = index_ms(joined.index)
             frames[symbol] = joined[(stamps < before_ms) & (stamps >= before_ms - self.profile_days * DAY_MS)]
-        self.history_profile_ = tod_profile(frames, self.bar_ms)
+        self.history_profile_ = tod_profile(frames, self.bar_ms, int(self.profile_harmonics))
 
     def _roles(self) -> tuple[list[int], list[int], list[int]]:
         """Column indices of the HAR lags, of hour_sin/hour_cos (when both are fed), and of the trees.
@@ -197,7 +205,7 @@ class VolatilityRegressor(RegressorModel):
         lags, hours, _ = self._roles()
         columns = [np.log(np.maximum(X[:, lags], LAG_FLOOR))] if lags else []
         profile = getattr(self, "history_profile_", None)
-        if hours and profile:  # the long-history profile over the forecast window: one column
+        if hours and profile and self.profile_harmonics:  # the long-history profile over the window
             columns.append(profile_over_window(profile["hours"], X[:, hours[0]], X[:, hours[1]],
                                                int(self.horizon), self.bar_ms)[:, None])
         elif hours and self.profile_harmonics:
@@ -211,8 +219,12 @@ class VolatilityRegressor(RegressorModel):
         design = self._linear_design(X)
         out = np.full(len(X), float(lin["intercept"]))
         if lin["coef"]:
-            if "low" in lin:  # never extrapolate: each input held within the range the fit rows spanned
-                design = np.clip(design, np.asarray(lin["low"]), np.asarray(lin["high"]))
+            if "low" in lin:  # the profile held within the range the fit rows spanned, the HAR lags not:
+                # log RV is linear in log lags, and a clip would under-forecast the new highs after a crash
+                n_lags = len(self._roles()[0])
+                design = design.copy()
+                design[:, n_lags:] = np.clip(design[:, n_lags:], np.asarray(lin["low"])[n_lags:],
+                                             np.asarray(lin["high"])[n_lags:])
             out += ((design - np.asarray(lin["mean"])) / np.asarray(lin["scale"])) @ np.asarray(lin["coef"])
         return out
 
@@ -362,20 +374,15 @@ class VolatilityRegressor(RegressorModel):
 
 
 def variance_level(y: np.ndarray, raw: np.ndarray) -> float:
-    """The bias correction of a log fit on the variance scale, estimated robustly: exp(m + s^2).
+    """The bias correction of a log fit on the variance scale: sqrt(mean((y / raw)^2)).
 
-    With log y = log raw + e and e ~ N(m, s^2) (log realized volatility is close to Gaussian: Andersen,
-    Bollerslev, Diebold and Labys 2001), E[y^2 | x] = raw^2 exp(2 m + 2 s^2), so the volatility whose square
-    is the variance forecast is raw exp(m + s^2); QLIKE (on variances) is minimised by the variance's
-    conditional mean. m is the median of e and s its MAD x 1.4826, so the hour of a crash on the rows
-    behind the factor moves it little (the sample mean of (y / raw)^2 over one calibration day does)."""
-    e = np.log(np.maximum(np.asarray(y, dtype="float64"), FLOOR)) - np.log(np.asarray(raw, dtype="float64"))
-    e = e[np.isfinite(e)]
-    if not len(e):
-        return 1.0
-    m = float(np.median(e))
-    s = 1.4826 * float(np.median(np.abs(e - m)))
-    return float(np.exp(m + s * s))
+    exp(E[log v]) is a geometric mean; E[v^2 | x] = raw^2 E[(v / raw)^2] (Duan's smearing applied to the
+    variance, with no assumption on the residuals' law), so this factor makes the forecast's square the
+    variance forecast, and it is the multiple of raw that minimises QLIKE (on variances) on these rows.
+    Estimated on the out-of-fold and calibration rows together (days, not the calibration day alone)."""
+    ratio = np.asarray(y, dtype="float64") / np.asarray(raw, dtype="float64")
+    ratio = ratio[np.isfinite(ratio)]
+    return float(np.sqrt(np.mean(ratio * ratio))) if len(ratio) else 1.0
 
 
 def trees_gate(
@@ -402,13 +409,17 @@ def trees_gate(
     return out
 
 
-def tod_profile(candles_by_symbol: Mapping[str, pd.DataFrame], bar_ms: int) -> dict[str, Any] | None:
+def tod_profile(
+    candles_by_symbol: Mapping[str, pd.DataFrame], bar_ms: int, harmonics: int = 0
+) -> dict[str, Any] | None:
     """Robust intraday profile of log volatility by UTC hour (Andersen-Bollerslev's seasonal factor).
 
     Per symbol and UTC day with all 24 hours covered (>= 80% of an hour's bars each), the log of each hour's
     realized variance minus that day's mean over its hours (the day's level removed); the profile of hour j
     is half (variance -> volatility) the median over every symbol-day, centred to mean 0. The median keeps
-    one crash hour from setting the profile. None when fewer than MIN_PROFILE_DAYS symbol-days are complete.
+    one crash hour from setting the profile. With `harmonics` K > 0 the 24 medians are smoothed to their
+    least-squares fit by K cos/sin pairs of the hour's angle (the smooth form the window's Fourier profile
+    has). None when fewer than MIN_PROFILE_DAYS symbol-days are complete.
     """
     per_hour = max(1, HOUR_MS // bar_ms)
     days = []
@@ -430,7 +441,12 @@ def tod_profile(candles_by_symbol: Mapping[str, pd.DataFrame], bar_ms: int) -> d
     if len(rows) < MIN_PROFILE_DAYS:
         return None
     profile = 0.5 * np.median(rows, axis=0)
-    return {"hours": (profile - profile.mean()).tolist(), "days": int(len(rows))}
+    if harmonics:
+        angle = 2.0 * np.pi * (np.arange(24) + 0.5) / 24.0
+        k = np.arange(1, harmonics + 1)
+        basis = np.column_stack([np.ones(24), np.cos(np.outer(angle, k)), np.sin(np.outer(angle, k))])
+        profile = basis @ np.linalg.lstsq(basis, profile, rcond=None)[0]
+    return {"hours": (profile - profile.mean()).tolist(), "days": int(len(rows)), "harmonics": int(harmonics)}
 
 
 def profile_over_window(hours: Sequence[float], hour_sin: np.ndarray, hour_cos: np.ndarray, horizon: int,
