@@ -63,6 +63,8 @@ def main() -> None:
             mask = (ds.ts_ms >= a) & (ds.ts_ms < a + every) & unseen(m, ds)
             if mask.any():
                 parts.append((m, score(m, ds.subset(mask))))
+        if not parts:  # a replay of some kinds only (e.g. --models with the volatility definitions)
+            continue
         y = np.concatenate([sc.ds.y for _, sc in parts])
         pred = np.concatenate([sc.pred for _, sc in parts])
         ts = np.concatenate([sc.ds.ts_ms for _, sc in parts])
@@ -83,9 +85,14 @@ def main() -> None:
                 res[f"skill_vs_{b}_{symbol}"] = [round(est.skill, 4), [round(v, 4) for v in est.interval]]
         if kind == "volatility":
             res["qlike_model"] = round(float(np.mean(losses.qlike(y, pred))), 4)
+            model_qlike = losses.qlike(y, pred)
             for b in names:
                 f = np.concatenate([sc.forecasts[b] for _, sc in parts])
                 res[f"qlike_{b}"] = round(float(np.mean(losses.qlike(y, f))), 4)
+                # QLIKE skill 1 - QLIKE / QLIKE_b, with the same block-bootstrap interval over time
+                est = skill_estimate(RowScores(kind, sym, ts, model_qlike, losses.qlike(y, f), b, h, 60_000,
+                                               False))
+                res[f"qlike_skill_vs_{b}"] = [round(est.skill, 4), [round(v, 4) for v in est.interval]]
         if kind == "price":
             res["served_zero_share"] = round(float(np.mean(pred == 0.0)), 4)
             res["shrinkage_by_step"] = [round(float(m.shrinkage_), 3) for m, _ in parts]

@@ -292,6 +292,14 @@ class BaseModel(BaseEstimator, ABC):
             return index_ms(X.index)
         return None
 
+    def history_days(self) -> float:
+        """Days of candles before the window the model reads in `use_history` (0: none; builds load them)."""
+        return 0.0
+
+    def use_history(self, history: Mapping[str, pd.DataFrame], window: Mapping[str, pd.DataFrame],
+                    before_ms: int) -> None:
+        """Statistics from longer history (candles of `history` and `window` before `before_ms`)."""
+
     def _label_stats(self, y: np.ndarray, meta: pd.DataFrame | None) -> dict:
         """Statistics of the TRAIN labels the naive baselines use (never the holdout's)."""
         return {"mean": float(np.mean(y)), "majority": int(np.mean(y) >= 0.5)}
@@ -302,9 +310,13 @@ class BaseModel(BaseEstimator, ABC):
         data_source: str | None = None,
         *,
         walk_forward_folds: int = DEFAULT_FOLDS,
+        history: Mapping[str, pd.DataFrame] | None = None,
     ) -> BaseModel:
         """The whole template: dataset -> chronological split with embargo -> walk-forward folds inside
-        the train part (the definition) -> fit on the train part -> holdout metrics (the fitted model)."""
+        the train part (the definition) -> fit on the train part -> holdout metrics (the fitted model).
+
+        `history`: candles from before the window (see `history_days`), read by `use_history` together
+        with the window's candles up to the last train label, never the holdout's."""
         self.check_params()
         self.feed_scale_free()
         self.market_symbols_ = ()
@@ -312,6 +324,9 @@ class BaseModel(BaseEstimator, ABC):
         ds = build_dataset(self, candles_by_symbol)
         split = chronological_split(ds.ts_ms, self.horizon, self.bar_ms, self.train_ratio)
         train, holdout = ds.subset(split.train), ds.subset(split.holdout)
+        if self.history_days():
+            last_label = int(train.ts_ms.max()) + int(self.horizon) * self.bar_ms  # the last train label bar
+            self.use_history(history or {}, candles_by_symbol, last_label + 1)
         self.fit(train.X, train.y, train.meta)
         attach_reference(self, train.X)  # lets serving flag inputs unlike anything seen in training
         first, last = int(ds.ts_ms.min()), int(ds.ts_ms.max())

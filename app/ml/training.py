@@ -63,8 +63,12 @@ class TrainingPipeline:
         *,
         model_type: str | None = None,
         config: Mapping[str, Any] | None = None,
+        history: Mapping[str, pd.DataFrame] | None = None,
     ) -> BaseModel:
         """Fit on the train part of `training_data`; holdout metrics in `performance_`.
+
+        `history`: candles from before the window, for a model that reads longer history
+        (`BaseModel.history_days`, e.g. the volatility model's time-of-day profile).
 
         The definition is `model_def`, or (the seed's retrain form) `model_type=old.type,
         config=old.config`: the same kind with every parameter of the old model (features included).
@@ -90,7 +94,7 @@ class TrainingPipeline:
         source = model_def.get("data_source") or (
             get_backend().data_source_of(candles) if from_store else "unknown"
         )
-        return model.train_on(candles, data_source=source, walk_forward_folds=folds)
+        return model.train_on(candles, data_source=source, walk_forward_folds=folds, history=history)
 
     @staticmethod
     def _as_candles(

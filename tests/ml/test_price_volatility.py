@@ -152,3 +152,82 @@ def test_the_shrinkage_gate_lets_noise_through_at_most_about_its_nominal_rate() 
         1 + z * z / runs)
     print(f"noise let through: {passed}/{runs} ({rate:.1%}, Wilson upper {upper:.1%})")
     assert upper < 0.10, f"{passed} of {runs} noise series passed the gate"
+
+
+def test_volatility_trees_gate_keeps_trees_only_when_they_lower_qlike_out_of_fold() -> None:
+    """The residual trees are served only when the out-of-fold QLIKE gain's interval is above 0."""
+    from app.ml.kinds.volatility import trees_gate
+
+    rng = np.random.default_rng(8)
+    n = 3000
+    ts = np.arange(n, dtype="int64") * 60_000
+    signal = np.convolve(rng.normal(0.0, 0.6, n + 59), np.ones(60) / np.sqrt(60), "valid")  # persistent
+    y = 0.01 * np.exp(signal + rng.normal(0.0, 0.3, n))
+    flat = np.full(n, 0.01)
+    helped = trees_gate(y, flat, 0.01 * np.exp(signal), ts, horizon=60)
+    assert helped["trees"] and helped["interval"][0] > 0.0, helped
+    noise = 0.01 * np.exp(signal + rng.normal(0.0, 0.3, n))  # the trees add their own noise to the linear
+    hurt = trees_gate(y, 0.01 * np.exp(signal), noise, ts, horizon=60)
+    assert not hurt["trees"] and hurt["gain"] < 0.0, hurt
+
+
+def test_volatility_level_is_the_variance_scale_correction() -> None:
+    """exp(E[log v]) is below the mean of v^2's root: the level puts raw^2 on the variance's scale, and it
+    is the multiple of raw with the lowest QLIKE on its rows (the plain mean(y / raw) is below it)."""
+    from app.ml import losses
+    from app.ml.kinds.volatility import variance_level
+
+    rng = np.random.default_rng(9)
+    raw = np.full(20_000, 0.01)
+    y = raw * np.exp(rng.normal(0.0, 0.4, len(raw)))
+    level = variance_level(y, raw)
+    assert level == pytest.approx(np.exp(0.16), rel=0.03)  # lognormal: sqrt(E[y^2]) / raw = exp(s^2)
+    assert level > np.mean(y / raw) * 1.05
+    qlike = [np.mean(losses.qlike(y, raw * level * f)) for f in (0.95, 1.0, 1.05)]
+    assert qlike[1] < qlike[0] and qlike[1] < qlike[2]
+
+
+def test_volatility_profile_comes_from_history_before_the_window_and_is_stored(tmp_path) -> None:
+    """The time-of-day profile reads `profile_days` of candles before the train labels' end, history
+    loaded before the window included; nothing after it; it is saved with the model and served."""
+    from app.ml.base import BaseModel
+    from app.ml.kinds.volatility import profile_over_window, tod_profile
+
+    data = _seasonal_market(12, seed=61)
+    split_at = pd.Timestamp(START_MS + 8 * DAY_MS, unit="ms", tz="UTC")
+    history = {s: c[c.index < split_at] for s, c in data.items()}
+    window = {s: c[c.index >= split_at] for s, c in data.items()}
+    features = ["realized_vol_60", "realized_vol_240", "range_pct", "hour_sin", "hour_cos"]
+    model = VolatilityRegressor(max_iter=10, features=features, profile_days=10)
+    assert model.history_days() == 10.0
+    model.train_on(window, walk_forward_folds=0, history=history)
+    profile = model.history_profile_
+    last_label = int(model.training_["train_end_ms"]) + int(model.horizon) * 60_000
+    assert profile["days"] >= 16  # symbol-days: more than the window alone holds (2 symbols x 4 days)
+    hours = (np.arange(24) + 0.5) / 24 * 2 * np.pi
+    assert np.corrcoef(profile["hours"], 0.6 * np.cos(hours - 1.0))[0, 1] > 0.95  # the planted profile
+    # no candle at or after the train labels' end is read: rewriting them leaves the profile as it was
+    after = pd.Timestamp(last_label + 60_000, unit="ms", tz="UTC")
+    shock = np.exp(np.random.default_rng(1).normal(0, 0.05, len(window["BTC-USDT"])))
+    altered = {s: c.assign(close=np.where(c.index >= after, c["close"] * shock[: len(c)], c["close"]))
+               for s, c in window.items()}
+    again = VolatilityRegressor(max_iter=10, features=features, profile_days=10)
+    again.use_history(history, altered, last_label + 1)
+    model.use_history(history, window, last_label + 1)
+    assert again.history_profile_ == model.history_profile_
+    # a crash hour moves the median profile little
+    crashed = {s: c.copy() for s, c in history.items()}
+    for c in crashed.values():
+        c.iloc[5000:5060, c.columns.get_loc("close")] *= np.exp(np.cumsum(np.full(60, 0.02)))
+    moved = tod_profile(crashed, 60_000)["hours"]
+    assert np.max(np.abs(np.subtract(moved, tod_profile(history, 60_000)["hours"]))) < 0.1
+    # smoothed to K = 1 harmonic (the model's default): a pure cosine, still the planted one
+    smooth = tod_profile(history, 60_000, harmonics=1)["hours"]
+    assert np.corrcoef(smooth, 0.6 * np.cos(hours - 1.0))[0, 1] > 0.98
+    # saved with the model, read back and used when serving
+    loaded = BaseModel.load_artifacts(tmp_path / "m", model.save_artifacts(tmp_path / "m"))
+    assert loaded.history_profile_ == model.history_profile_ and loaded.trees_ == model.trees_
+    ds = build_dataset(model, window)
+    assert np.array_equal(model.outputs(ds.X, ds.meta)[0], loaded.outputs(ds.X, ds.meta)[0])
+    values = profile_over_window(profile["hours"], np.array([0.0]), np.array([1.0]), 60, 60_000)
+    assert values.shape == (1,) and np.isfinite(values).all()

@@ -4,19 +4,26 @@ Two stages on log realized volatility, both fitted on the fit rows only:
 
 1. a robust linear HAR stage (Huber regression): log RV[t, t+h] on the logs of the model's trailing
    realized-volatility features (`realized_vol_<n>`: with n = 60, 240, 1440 the HAR lags of 1 hour, 4 hours
-   and 1 day at 1m scale) and the Andersen-Bollerslev Fourier flexible form of the time of day, K =
-   `profile_harmonics` cos/sin pairs of the clock angle in the middle of the forecast window (read from the
-   `hour_sin` / `hour_cos` features, so serving needs nothing else). A smooth profile of 2K parameters
-   cannot memorise the hour of one crash as trees on the raw hour did (docs/DECISIONS.md);
-2. gradient-boosted trees on the linear stage's residual, from the other features (never the raw hour).
+   and 1 day at 1m scale) and the time-of-day profile over the forecast window, read from the `hour_sin` /
+   `hour_cos` features (serving needs nothing else). The profile (`tod_profile`) is the median, over every
+   symbol-day of the `profile_days` (28) days before the train labels' end, of the day-demeaned log hourly
+   realized variance, smoothed to K = `profile_harmonics` (1) cos/sin pairs: the build loads those days
+   before the window, and the profile is stored with the model; one coefficient scales it. The HAR lags
+   are not clipped to the fit rows' range (a new high after a crash is forecast by the HAR line). Without
+   that history (a model fitted directly, fewer than 3 complete symbol-days) the profile is the
+   Andersen-Bollerslev Fourier flexible form of the window's fit rows, K = `profile_harmonics` cos/sin
+   pairs. Neither can memorise the hour of one crash as trees on the raw hour did (docs/DECISIONS.md);
+2. gradient-boosted trees on the linear stage's residual, from the other features (never the raw hour),
+   served only when they lower QLIKE out of fold (`trees_gate`): else the linear stage alone.
 
-The forecast is exp(stage 1 + stage 2) times Duan's smearing factor mean(v / exp(fit)) on the calibration
-slice (the bias correction of a log target: exp(E[log v]) is a geometric mean, below the mean of v).
+The forecast is exp(stage 1 [+ stage 2]) times the bias correction of the log target on the variance
+scale (`variance_level`: sqrt(mean((v / exp(fit))^2)) on the out-of-fold and calibration rows), so its
+square estimates the variance, the quantity QLIKE scores.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +33,12 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import HuberRegressor
 
 from app.core.errors import BadInput
-from app.data.frames import TIMEFRAME_MS
-from app.ml import fast_trees, har, targets
+from app.data.frames import TIMEFRAME_MS, index_ms
+from app.ml import fast_trees, har, intervals, losses, targets
 from app.ml.artifacts import load_skops, save_skops
 from app.ml.calibration import binned_lookup, binned_rates
 from app.ml.families import RegressorModel
+from app.ml.splits import calibration_split, chronological_split
 
 TRUSTED = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 HOUR_MS = 3_600_000
@@ -39,6 +47,11 @@ FLOOR = 1e-8  # a window without a single price change has volatility 0; its log
 LAG_FLOOR = 1e-6  # trailing 1-bar volatility below this (a frozen market) counts as this in the HAR stage
 HOUR_FEATURES = ("hour_sin", "hour_cos")
 SLOW_LAG_MS = 12 * HOUR_MS  # a trailing volatility over this long or more feeds the linear stage only
+GATE_FOLDS = 2  # forward folds inside the fit rows whose out-of-fold forecasts decide the trees and level
+MIN_FOLD_ROWS = 500  # a fold's stages need at least this many rows before its block
+GATE_REPS = 499  # block-bootstrap replicates behind the trees' out-of-fold QLIKE gain interval
+MIN_PROFILE_DAYS = 3  # complete symbol-days a long-history profile needs; fewer: the window's Fourier form
+PROFILE_POINTS = 12  # clock times averaged over the forecast window when reading the profile
 
 
 def _bars_per_hour(timeframe: str) -> int:
@@ -72,10 +85,11 @@ class VolatilityRegressor(RegressorModel):
     stopping) on its residual, all on log realized volatility (see the module docstring).
 
     Target: sqrt(sum of squared 1-bar log returns over the next h bars), h = 1..4 hours (default 1 h).
-    exp(E[log v]) is a geometric mean, below the mean of v; the smearing factor `level` = mean(v / raw)
-    on the calibration slice (Duan 1983, as the HAR-RV baseline does) puts the forecast back on the scale
-    of v. Without `realized_vol_<n>` features the linear stage has no lags; without
-    `hour_sin` and `hour_cos` it has no profile.
+    exp(E[log v]) is a geometric mean, below the mean of v and of v^2; `level` = `variance_level` of the
+    out-of-fold and calibration residuals (GATE_FOLDS forward folds inside the fit rows, each forecast by
+    stages fitted before it, plus the calibration slice forecast by the final stages) puts exp(fit)^2 on
+    the scale of v^2. The same rows decide the trees (`trees_gate`). Without `realized_vol_<n>` features
+    the linear stage has no lags; without `hour_sin` and `hour_cos` it has no profile.
     Confidence: the probability that the realized volatility falls within +/-`band` (default 25%) of the
     prediction. On the calibration slice, rows are put in 5 quantile bins of the predicted volatility and
     each bin's frequency of landing inside the band is kept (Laplace-smoothed); a prediction states its
@@ -98,6 +112,7 @@ class VolatilityRegressor(RegressorModel):
         min_samples_leaf: int = 200,
         band: float = 0.25,
         profile_harmonics: int = 1,
+        profile_days: int = 28,
         *,
         features: Sequence[str] = DEFAULT_FEATURES,
         horizon: int = HOUR_MS // TIMEFRAME_MS["1m"],
@@ -112,6 +127,7 @@ class VolatilityRegressor(RegressorModel):
         self.min_samples_leaf = min_samples_leaf
         self.band = band
         self.profile_harmonics = profile_harmonics
+        self.profile_days = profile_days
         super().__init__(
             features=features, horizon=horizon, timeframe=timeframe, seed=seed, train_ratio=train_ratio,
             calibration_ratio=calibration_ratio,
@@ -149,6 +165,26 @@ class VolatilityRegressor(RegressorModel):
         k = self.profile_harmonics
         if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= 12:
             raise BadInput(f"profile_harmonics must be a whole number 0..12, got {k!r}")
+        d = self.profile_days
+        if isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= 365:
+            raise BadInput(f"profile_days must be a whole number of days 0..365, got {d!r}")
+
+    def history_days(self) -> float:
+        uses_hour = all(n in (getattr(self, "feature_names_", None) or self.features) for n in HOUR_FEATURES)
+        return float(self.profile_days) if uses_hour else 0.0
+
+    def use_history(self, history: Mapping[str, pd.DataFrame], window: Mapping[str, pd.DataFrame],
+                    before_ms: int) -> None:
+        """The time-of-day profile from the `profile_days` days of candles before `before_ms` (the train
+        labels' end): the history loaded before the window, then the window's own; symbols pooled."""
+        frames = {}
+        for symbol, candles in window.items():
+            past = history.get(symbol)
+            joined = candles if past is None or past.empty else pd.concat([past, candles])
+            joined = joined[~joined.index.duplicated(keep="last")].sort_index()
+            stamps = index_ms(joined.index)
+            frames[symbol] = joined[(stamps < before_ms) & (stamps >= before_ms - self.profile_days * DAY_MS)]
+        self.history_profile_ = tod_profile(frames, self.bar_ms, int(self.profile_harmonics))
 
     def _roles(self) -> tuple[list[int], list[int], list[int]]:
         """Column indices of the HAR lags, of hour_sin/hour_cos (when both are fed), and of the trees.
@@ -168,62 +204,151 @@ class VolatilityRegressor(RegressorModel):
     def _linear_design(self, X: np.ndarray) -> np.ndarray:
         lags, hours, _ = self._roles()
         columns = [np.log(np.maximum(X[:, lags], LAG_FLOOR))] if lags else []
-        if hours and self.profile_harmonics:
+        profile = getattr(self, "history_profile_", None)
+        if hours and profile and self.profile_harmonics:  # the long-history profile over the window
+            columns.append(profile_over_window(profile["hours"], X[:, hours[0]], X[:, hours[1]],
+                                               int(self.horizon), self.bar_ms)[:, None])
+        elif hours and self.profile_harmonics:
             # the middle of the forecast window: bars t+1..t+h, from the open of t
             shift = (1 + int(self.horizon) / 2.0) * self.bar_ms
             columns.append(fourier_terms(X[:, hours[0]], X[:, hours[1]], shift, int(self.profile_harmonics)))
         return np.column_stack(columns) if columns else np.zeros((len(X), 0))
 
-    def _linear(self, X: np.ndarray) -> np.ndarray:
-        lin = self.linear_
+    def _linear(self, X: np.ndarray, lin: dict | None = None) -> np.ndarray:
+        lin = self.linear_ if lin is None else lin
         design = self._linear_design(X)
         out = np.full(len(X), float(lin["intercept"]))
         if lin["coef"]:
-            if "low" in lin:  # never extrapolate: each input held within the range the fit rows spanned
-                design = np.clip(design, np.asarray(lin["low"]), np.asarray(lin["high"]))
+            if "low" in lin:  # the profile held within the range the fit rows spanned, the HAR lags not:
+                # log RV is linear in log lags, and a clip would under-forecast the new highs after a crash
+                n_lags = len(self._roles()[0])
+                design = design.copy()
+                design[:, n_lags:] = np.clip(design[:, n_lags:], np.asarray(lin["low"])[n_lags:],
+                                             np.asarray(lin["high"])[n_lags:])
             out += ((design - np.asarray(lin["mean"])) / np.asarray(lin["scale"])) @ np.asarray(lin["coef"])
         return out
+
+    def _fit_linear(self, X: np.ndarray, target: np.ndarray) -> dict:
+        design = self._linear_design(X)
+        if not design.shape[1]:
+            return {"intercept": float(np.median(target)), "coef": [], "mean": [], "scale": []}
+        mean, scale = design.mean(axis=0), design.std(axis=0)
+        scale = np.where(scale > 0, scale, 1.0)
+        huber = HuberRegressor(epsilon=1.35, alpha=1e-4, max_iter=500)
+        huber.fit((design - mean) / scale, target)
+        return {"intercept": float(huber.intercept_), "coef": huber.coef_.tolist(),
+                "mean": mean.tolist(), "scale": scale.tolist(),
+                "low": design.min(axis=0).tolist(), "high": design.max(axis=0).tolist()}
+
+    def _fit_trees(self, X: np.ndarray, residual: np.ndarray) -> HistGradientBoostingRegressor:
+        _, _, trees = self._roles()
+        return HistGradientBoostingRegressor(
+            max_iter=self.max_iter, learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf, l2_regularization=1.0,
+            early_stopping=False, random_state=self.seed,
+        ).fit(X[:, trees], residual)
+
+    def fit(self, X: Any, y: Any, meta: pd.DataFrame | None = None) -> VolatilityRegressor:
+        """BaseModel.fit; the row times are kept meanwhile so the out-of-fold folds can be cut by time."""
+        ts = self._row_times(X, meta)
+        self._fit_times = None if ts is None else np.asarray(ts, dtype="int64")
+        try:
+            return super().fit(X, y, meta)  # type: ignore[return-value]
+        finally:
+            for name in ("_fit_times", "_oof", "_pending_stages", "_cal_stages"):
+                self.__dict__.pop(name, None)
 
     def _fit_estimator(self, X: np.ndarray, y: np.ndarray) -> None:
         self.calibration_ = {}  # the level factor of a previous fit must not leak into this one
         self.legacy_trees_ = False
+        self.trees_ = True  # until the out-of-fold gate decides (_calibrate)
         target = np.log(np.maximum(y, FLOOR))
-        design = self._linear_design(X)
-        if design.shape[1]:
-            mean, scale = design.mean(axis=0), design.std(axis=0)
-            scale = np.where(scale > 0, scale, 1.0)
-            huber = HuberRegressor(epsilon=1.35, alpha=1e-4, max_iter=500)
-            huber.fit((design - mean) / scale, target)
-            self.linear_ = {"intercept": float(huber.intercept_), "coef": huber.coef_.tolist(),
-                            "mean": mean.tolist(), "scale": scale.tolist(),
-                            "low": design.min(axis=0).tolist(), "high": design.max(axis=0).tolist()}
-        else:
-            self.linear_ = {"intercept": float(np.median(target)), "coef": [], "mean": [], "scale": []}
-        _, _, trees = self._roles()
-        self.estimator_ = HistGradientBoostingRegressor(
-            max_iter=self.max_iter, learning_rate=self.learning_rate,
-            max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf, l2_regularization=1.0,
-            early_stopping=False, random_state=self.seed,
-        ).fit(X[:, trees], target - self._linear(X))
+        self._oof = self._out_of_fold(X, target)
+        self.linear_ = self._fit_linear(X, target)
+        self.estimator_ = self._fit_trees(X, target - self._linear(X))
         self.n_iter_ = self.estimator_.n_iter_
         self.flat_trees_ = fast_trees.boosting(self.estimator_)
+        self._pending_stages = True  # BaseModel.fit's next _raw call is the calibration slice's
+
+    def _fit_times_of(self, n_fit: int) -> np.ndarray | None:
+        """The times of the fit rows (the rows BaseModel.fit hands to _fit_estimator), when known."""
+        ts = getattr(self, "_fit_times", None)
+        if ts is None:
+            return None
+        cut = calibration_split(ts, int(self.horizon), self.bar_ms, self.calibration_ratio)
+        return ts[cut.train] if int(cut.train.sum()) == n_fit else None
+
+    def _out_of_fold(self, X: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
+        """Forward folds inside the fit rows: each later block forecast by stages fitted before it
+        (embargoed by h bars): the linear stage's log forecast, with and without the trees."""
+        ts = self._fit_times_of(len(target))
+        if ts is None:
+            ts = np.arange(len(target), dtype="int64") * self.bar_ms
+        _, _, trees = self._roles()
+        parts: list[tuple[np.ndarray, ...]] = []
+        first, last = int(ts.min()), int(ts.max())
+        edges = [first + (last - first) * k // (GATE_FOLDS + 1) for k in range(1, GATE_FOLDS + 2)]
+        for k in range(GATE_FOLDS):
+            try:
+                split = chronological_split(ts, int(self.horizon), self.bar_ms,
+                                            (edges[k] - first) / max(last - first, 1))
+            except BadInput:
+                continue  # too few rows before this edge: the fold is skipped
+            block = split.holdout & (ts < edges[k + 1] if k + 1 < GATE_FOLDS else True)
+            if split.train.sum() < MIN_FOLD_ROWS or not block.any():
+                continue
+            lin = self._fit_linear(X[split.train], target[split.train])
+            resid = target[split.train] - self._linear(X[split.train], lin)
+            booster = self._fit_trees(X[split.train], resid)
+            linear = self._linear(X[block], lin)
+            parts.append((linear, linear + booster.predict(X[block][:, trees]), target[block], ts[block]))
+        names = ("linear", "full", "log_y", "ts")
+        if not parts:
+            return {n: np.zeros(0, dtype="int64" if n == "ts" else "float64") for n in names}
+        return {n: np.concatenate(c) for n, c in zip(names, zip(*parts, strict=True), strict=True)}
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
         level = getattr(self, "calibration_", {}).get("level", 1.0)
-        _, _, trees = self._roles()
-        if len(X) <= fast_trees.SERVING_ROWS:  # serving: the flattened trees, the booster's arithmetic
-            residual = self.flat_trees_.totals(X[:, trees])
+        linear = self._linear(X)
+        if not getattr(self, "trees_", True):  # the gate found no out-of-fold gain: the linear stage alone
+            residual = np.zeros(len(X))
         else:
-            residual = self.estimator_.predict(X[:, trees])
-        return np.exp(self._linear(X) + residual) * level
+            _, _, trees = self._roles()
+            if len(X) <= fast_trees.SERVING_ROWS:  # serving: the flattened trees, the booster's arithmetic
+                residual = self.flat_trees_.totals(X[:, trees])
+            else:
+                residual = self.estimator_.predict(X[:, trees])
+        if getattr(self, "_pending_stages", False):
+            self._pending_stages = False
+            self._cal_stages = (linear, residual)
+        return np.exp(linear + residual) * level
 
     def hits(self, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
         return np.abs(np.asarray(y) / np.asarray(pred) - 1.0) <= self.band
 
     def _calibrate(self, y: np.ndarray, raw: np.ndarray, meta: pd.DataFrame | None) -> dict:
-        level = float(np.mean(y / raw))  # Duan's smearing: mean(exp(residual of the log fit))
-        pred = raw * level
-        return {"method": "binned_band_coverage", "band": self.band, "level": level,
+        oof = getattr(self, "_oof", None)
+        if oof is None:
+            oof = {n: np.zeros(0, dtype="int64" if n == "ts" else "float64")
+                   for n in ("linear", "full", "log_y", "ts")}
+        linear, residual = getattr(self, "_cal_stages", (np.log(raw), np.zeros(len(raw))))
+        if meta is not None:
+            cal_ts = meta["ts_ms"].to_numpy(dtype="int64")
+        else:
+            start = int(oof["ts"].max()) + 1 if len(oof["ts"]) else 0
+            cal_ts = start + np.arange(len(y), dtype="int64") * self.bar_ms
+        gate = trees_gate(
+            np.exp(np.concatenate([oof["log_y"], np.log(np.maximum(y, FLOOR))])),
+            np.exp(np.concatenate([oof["linear"], linear])),
+            np.exp(np.concatenate([oof["full"], linear + residual])),
+            np.concatenate([oof["ts"], cal_ts]), int(self.horizon), self.seed,
+        )
+        self.trees_ = gate["trees"]
+        level = gate["level_full"] if self.trees_ else gate["level_linear"]
+        pred = np.exp(linear + (residual if self.trees_ else 0.0)) * level
+        return {"method": "binned_band_coverage", "band": self.band, "level": level, "trees": self.trees_,
+                "trees_gain": gate["gain"], "trees_gain_interval": gate["interval"],
+                "gate_rows": gate["rows"],
                 "bins": binned_rates(np.log(pred), self.hits(y, pred))}
 
     def _confidence(self, pred: np.ndarray, meta: pd.DataFrame | None) -> np.ndarray:
@@ -234,12 +359,105 @@ class VolatilityRegressor(RegressorModel):
 
     def _save_estimator(self, path: Path) -> dict:
         save_skops(self.estimator_, path)
-        return {"linear": self.linear_}
+        return {"linear": self.linear_, "trees": bool(getattr(self, "trees_", True)),
+                "history_profile": getattr(self, "history_profile_", None)}
 
     def _load_estimator(self, path: Path, state: dict) -> None:
         # models saved before the linear stage: trees on every feature, no linear part
         self.legacy_trees_ = "linear" not in state
         self.linear_ = state.get("linear", {"intercept": 0.0, "coef": [], "mean": [], "scale": []})
+        self.trees_ = bool(state.get("trees", True))  # saved before the gate: the trees always served
+        self.history_profile_ = state.get("history_profile")  # saved before it: the Fourier form
         self.estimator_ = load_skops(path, TRUSTED)
         self.n_iter_ = self.estimator_.n_iter_
         self.flat_trees_ = fast_trees.boosting(self.estimator_)
+
+
+def variance_level(y: np.ndarray, raw: np.ndarray) -> float:
+    """The bias correction of a log fit on the variance scale: sqrt(mean((y / raw)^2)).
+
+    exp(E[log v]) is a geometric mean; E[v^2 | x] = raw^2 E[(v / raw)^2] (Duan's smearing applied to the
+    variance, with no assumption on the residuals' law), so this factor makes the forecast's square the
+    variance forecast, and it is the multiple of raw that minimises QLIKE (on variances) on these rows.
+    Estimated on the out-of-fold and calibration rows together (days, not the calibration day alone)."""
+    ratio = np.asarray(y, dtype="float64") / np.asarray(raw, dtype="float64")
+    ratio = ratio[np.isfinite(ratio)]
+    return float(np.sqrt(np.mean(ratio * ratio))) if len(ratio) else 1.0
+
+
+def trees_gate(
+    y: np.ndarray, linear: np.ndarray, full: np.ndarray, ts_ms: np.ndarray, horizon: int, seed: int = 0
+) -> dict[str, Any]:
+    """Do the residual trees lower QLIKE out of fold? The gain is mean(QLIKE linear - QLIKE full), each
+    form scaled by its own variance-scale level, with a 95% block-bootstrap interval over time (blocks
+    >= h bars, all symbols at one instant together, app.ml.intervals). The trees are kept only when the
+    interval's lower end is above 0."""
+    y, linear, full = (np.asarray(a, dtype="float64") for a in (y, linear, full))
+    level_linear, level_full = variance_level(y, linear), variance_level(y, full)
+    out: dict[str, Any] = {"level_linear": level_linear, "level_full": level_full, "gain": 0.0,
+                           "interval": None, "trees": False, "rows": len(y)}
+    if len(y) == 0:
+        return out
+    d = losses.qlike(y, linear * level_linear) - losses.qlike(y, full * level_full)
+    axis = intervals.time_axis(ts_ms)
+    sums = axis.sums(np.column_stack([d, np.ones(len(d))]))
+    block = intervals.block_length(axis.means(d), horizon)
+    totals = intervals.resampler(axis.n_times, block, GATE_REPS, seed).replicate(sums)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        interval = intervals.percentile_interval(totals[:, 0] / totals[:, 1])
+    out.update(gain=float(np.mean(d)), interval=interval, trees=interval is not None and interval[0] > 0.0)
+    return out
+
+
+def tod_profile(
+    candles_by_symbol: Mapping[str, pd.DataFrame], bar_ms: int, harmonics: int = 0
+) -> dict[str, Any] | None:
+    """Robust intraday profile of log volatility by UTC hour (Andersen-Bollerslev's seasonal factor).
+
+    Per symbol and UTC day with all 24 hours covered (>= 80% of an hour's bars each), the log of each hour's
+    realized variance minus that day's mean over its hours (the day's level removed); the profile of hour j
+    is half (variance -> volatility) the median over every symbol-day, centred to mean 0. The median keeps
+    one crash hour from setting the profile. With `harmonics` K > 0 the 24 medians are smoothed to their
+    least-squares fit by K cos/sin pairs of the hour's angle (the smooth form the window's Fourier profile
+    has). None when fewer than MIN_PROFILE_DAYS symbol-days are complete.
+    """
+    per_hour = max(1, HOUR_MS // bar_ms)
+    days = []
+    for candles in candles_by_symbol.values():
+        if len(candles) < 2:
+            continue
+        stamps = index_ms(candles.index)
+        r2 = np.log(candles["close"].to_numpy(dtype="float64"))
+        r2 = np.r_[np.nan, np.diff(r2)] ** 2
+        frame = pd.DataFrame({"day": stamps // DAY_MS, "hour": (stamps % DAY_MS) // HOUR_MS, "r2": r2})
+        frame = frame.dropna()
+        hourly = frame.groupby(["day", "hour"])["r2"].agg(["sum", "count"])
+        hourly = hourly[hourly["count"] >= 0.8 * per_hour]
+        logs = np.log(np.maximum(hourly["sum"], FLOOR * FLOOR)).unstack("hour").reindex(columns=range(24))
+        logs = logs.dropna()
+        if len(logs):
+            days.append(logs.to_numpy() - logs.to_numpy().mean(axis=1, keepdims=True))
+    rows = np.concatenate(days) if days else np.zeros((0, 24))
+    if len(rows) < MIN_PROFILE_DAYS:
+        return None
+    profile = 0.5 * np.median(rows, axis=0)
+    if harmonics:
+        angle = 2.0 * np.pi * (np.arange(24) + 0.5) / 24.0
+        k = np.arange(1, harmonics + 1)
+        basis = np.column_stack([np.ones(24), np.cos(np.outer(angle, k)), np.sin(np.outer(angle, k))])
+        profile = basis @ np.linalg.lstsq(basis, profile, rcond=None)[0]
+    return {"hours": (profile - profile.mean()).tolist(), "days": int(len(rows)), "harmonics": int(harmonics)}
+
+
+def profile_over_window(hours: Sequence[float], hour_sin: np.ndarray, hour_cos: np.ndarray, horizon: int,
+                        bar_ms: int) -> np.ndarray:
+    """The hourly log-volatility profile over bars t+1..t+h: 0.5 log mean(exp(2 p)) of the profile read
+    (linearly between hour centres, around the clock) at up to PROFILE_POINTS bar middles of the window."""
+    p = np.asarray(hours, dtype="float64")
+    clock = (np.arctan2(hour_sin, hour_cos) % (2.0 * np.pi)) / (2.0 * np.pi) * DAY_MS
+    offsets = (np.linspace(1.0, float(horizon), min(int(horizon), PROFILE_POINTS)) + 0.5) * bar_ms
+    x = (((clock[:, None] + offsets[None, :]) % DAY_MS) / HOUR_MS - 0.5) % 24.0
+    j = np.floor(x).astype("int64")
+    w = x - j
+    values = p[j % 24] * (1.0 - w) + p[(j + 1) % 24] * w
+    return 0.5 * np.log(np.mean(np.exp(2.0 * values), axis=1))

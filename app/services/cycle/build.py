@@ -56,7 +56,10 @@ def build(cycle_id: str, name: str) -> dict[str, Any]:
             data = cycle_data.load_range(
                 cycle_symbols(cycle.options), start_ms, end_ms, probe.timeframe, cycle_ml.warmup_bars(probe)
             )
-            model = cycle_ml.train(definition, data)
+            before = start_ms - cycle_ml.warmup_bars(probe) * probe.bar_ms  # the loaded window's start
+            history = cycle_data.load_history(cycle_symbols(cycle.options), before,
+                                              cycle_ml.history_days(definition), probe.timeframe)
+            model = cycle_ml.train(definition, data, history)
             model.training_["window_end_ms"] = window["end_ms"]
             if definition.get("window_days") is not None:  # the definition's own window (a retrain keeps it)
                 model.training_["window_days"] = float(definition["window_days"])

@@ -73,6 +73,18 @@ def anchor_ts(symbols: list[str], as_of_ms: int | None = None) -> int:
     return newest
 
 
+def load_history(
+    symbols: list[str], start_ms: int, days: float, timeframe: str = "1m"
+) -> dict[str, pd.DataFrame]:
+    """Candles of the `days` days before `start_ms` (a model's longer history); {} when none are stored."""
+    if days <= 0:
+        return {}
+    try:
+        return load_range(symbols, start_ms - int(days * DAY_MS), start_ms - 1, timeframe)
+    except Unavailable:
+        return {}
+
+
 def load_range(
     symbols: list[str], start_ms: int, end_ms: int, timeframe: str = "1m", warmup_bars: int = 0
 ) -> dict[str, pd.DataFrame]:

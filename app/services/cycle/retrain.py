@@ -55,7 +55,9 @@ def retrain(cycle_id: str, name: str) -> dict[str, Any]:
     days = (record.training or {}).get("window_days")  # the definition's own window, when it had one
     start_ms, end_ms = definition_window(window, {"window_days": days} if days else {})
     data = cycle_data.load_range(symbols, start_ms, end_ms, old.timeframe, warm)
-    new = cycle_ml.train(definition, data)
+    history = cycle_data.load_history(symbols, start_ms - warm * old.bar_ms,
+                                      cycle_ml.history_days(definition), old.timeframe)
+    new = cycle_ml.train(definition, data, history)
     new.training_["window_end_ms"] = window["end_ms"]
     if days:
         new.training_["window_days"] = days

@@ -21,13 +21,29 @@ if TYPE_CHECKING:
 MIN_EVAL_ROWS = 30
 
 
-def train(definition: dict[str, Any], training_data: dict[str, pd.DataFrame]) -> BaseModel:
-    """Train one definition on the window and fill its holdout metrics (ML's TrainingPipeline)."""
+def train(definition: dict[str, Any], training_data: dict[str, pd.DataFrame],
+          history: dict[str, pd.DataFrame] | None = None) -> BaseModel:
+    """Train one definition on the window and fill its holdout metrics (ML's TrainingPipeline);
+    `history` is the candles before the window the model reads (`history_days`), if any."""
     from app.ml import TrainingPipeline
     from app.services.market_data import data_source_of
 
     source = data_source_of(training_data)  # the window was read from the store
-    return TrainingPipeline().train_model({**definition, "data_source": source}, training_data)
+    return TrainingPipeline().train_model({**definition, "data_source": source}, training_data,
+                                          history=history)
+
+
+def history_days(definition: dict[str, Any]) -> float:
+    """Days of candles before the window the definition's model reads (0 for most; the volatility model's
+    time-of-day profile reads `profile_days`). 0 when the definition does not make a model."""
+    from app.ml.training import model_from_definition
+
+    keys = ("type", "kind", "config", "features", "horizon", "timeframe")
+    try:
+        model = model_from_definition({k: definition[k] for k in keys if k in definition})
+        return float(model.history_days())
+    except Exception:  # noqa: BLE001 - a broken definition fails in its build, with its own error
+        return 0.0
 
 
 def warmup_bars(model: BaseModel) -> int:

@@ -114,9 +114,12 @@ def run_replay(
     every_ms = int(spec["every_hours"] * HOUR_MS)
     workspace.root.mkdir(parents=True, exist_ok=True)
     if not state:
+        from app.services.cycle.training import history_days
+
         longest = max([float(spec["window_days"])] + [float(d.get("window_days") or 0)
                                                       for d in spec["definitions"]])
-        start = steps[0] - int((longest + 1) * DAY_MS)  # the first window, plus a day of warm-up
+        history = max([0.0] + [history_days(d) for d in spec["definitions"]])  # a time-of-day profile's
+        start = steps[0] - int((longest + history + 1) * DAY_MS)  # windows, history, a day of warm-up
         end = steps[-1] + every_ms + DAY_MS  # the last period and its labels
         migrate(workspace.database_url)
         copied = copy_candles(workspace, spec["symbols"], start, end)
