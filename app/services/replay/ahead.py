@@ -52,7 +52,7 @@ class Periods:
         if key not in self._rows:
             from app.services.replay.score import _period_scores
 
-            self._rows[key] = _period_scores(self.model(name), key[1], self.every_ms, self.symbols)
+            self._rows[key] = _slim(_period_scores(self.model(name), key[1], self.every_ms, self.symbols))
         return self._rows[key]
 
     def ahead(self, steps: list[dict[str, Any]]) -> None:
@@ -99,6 +99,18 @@ class Periods:
 
     def __exit__(self, exc_type: object, *_: object) -> None:
         self.drain(cancel=exc_type is not None)
+
+
+def _slim(scored: Any) -> Any:
+    """A scored period without its feature matrix (the report reads outputs, labels, losses and meta, never
+    the features): a month of periods held until the end would otherwise keep every period's features."""
+    if scored is None:
+        return None
+    from dataclasses import replace
+
+    from app.ml.dataset import Dataset
+
+    return replace(scored, ds=Dataset(scored.ds.X.iloc[:, :0], scored.ds.y, scored.ds.meta))
 
 
 def core_idle(event: dict[str, Any], workers: int, cores: int | None = None) -> bool:
