@@ -21,6 +21,7 @@ from typing import Any
 from app.core.errors import BadInput, NotFound
 from app.core.logging import get_logger
 from app.services.bootstrap import migrate
+from app.services.replay.ahead import Periods, core_idle
 from app.services.replay.report import TABLE_COLUMNS, table_rows, write_plots
 from app.services.replay.score import decision_counts, score_replay
 from app.services.replay.steps import replay_workers, run_step
@@ -126,23 +127,36 @@ def run_replay(
         state = {"spec": spec, "steps": [], "copied": copied, "created_at": time.time()}
         workspace.write_json("state.json", state)
     done = {s["step_ms"]: s for s in state["steps"]}
-    with workspace.active():
+    with workspace.active(), Periods(every_ms, spec["symbols"]) as periods:
         todo = [s for s in steps if s not in done]
         if todo:
-            with replay_workers(workspace, int(spec.get("workers") or 2)) as workers:
+            count = int(spec.get("workers") or 2)
+
+            def watch(event: dict[str, Any]) -> None:
+                if core_idle(event, count):
+                    periods.release()
+                if progress is not None:
+                    progress(event)
+
+            with replay_workers(workspace, count) as workers:
                 for step_ms in todo:
                     if progress is not None:
                         progress({"event": "step", "step_ms": step_ms, "index": steps.index(step_ms),
                                   "steps": len(steps)})
-                    decided = run_step(step_ms, spec, workers, progress)
+                    decided = run_step(step_ms, spec, workers, watch)
                     state["steps"] = sorted([*state["steps"], decided], key=lambda s: s["step_ms"])
                     workspace.write_json("state.json", state)
                     log.info("replay step done", replay_id=replay_id, step_ms=step_ms,
                              status=decided["status"])
+                    # this step's served periods are scored while the next step's cycle runs (ahead.py)
+                    periods.ahead([s for s in state["steps"] if s["step_ms"] <= step_ms])
+        periods.drain()
         ordered = sorted(state["steps"], key=lambda s: s["step_ms"])
         if progress is not None:
             progress({"event": "scoring", "steps": len(ordered)})
-        kinds = score_replay(ordered, every_ms, spec["symbols"])
+        # the workers are stopped: the pooled records take as many processes as the replay had workers
+        kinds = score_replay(ordered, every_ms, spec["symbols"], periods,
+                             processes=int(spec.get("workers") or 2))
     report = {
         "replay_id": replay_id,
         "spec": {k: v for k, v in spec.items() if k != "definitions"},

@@ -27,6 +27,7 @@ from app.ml import losses
 from app.ml.evaluation import Scored, SkillEstimate, skill_estimate
 from app.ml.evaluation import score as score_model
 from app.ml.served import against_each, cumulative_skill, strongest
+from app.services.replay.ahead import Periods, policy_entries
 
 POLICIES = ("served", "freeze_first", "newest")
 
@@ -102,18 +103,15 @@ def _policy_entry(kind: str, parts: list[tuple[Any, Scored]], names: list[str | 
     return entry
 
 
-def score_replay(steps: list[dict[str, Any]], every_ms: int, symbols: list[str]) -> dict[str, Any]:
-    """Per kind and policy: pooled skill with its interval, the curve, and each kind's own figures."""
-    from app.services.models import load_model
+def score_replay(steps: list[dict[str, Any]], every_ms: int, symbols: list[str],
+                 periods: Periods | None = None, processes: int = 1) -> dict[str, Any]:
+    """Per kind and policy: pooled skill with its interval, the curve, and each kind's own figures.
 
-    models: dict[str, Any] = {}
-
-    def model_of(name: str) -> Any:
-        if name not in models:
-            models[name] = load_model(name)
-        return models[name]
-
+    `periods` (ahead.py) holds the periods already scored while the steps ran; each (model, period) is
+    scored once either way. The policies' records are computed over `processes` (ahead.policy_entries)."""
+    periods = periods or Periods(every_ms, symbols)
     kinds: dict[str, Any] = {}
+    jobs, where = [], []
     for kind, policies in policy_models(steps).items():
         kinds[kind] = {"policies": {}, "curves": {}}
         for policy, names in policies.items():
@@ -121,14 +119,16 @@ def score_replay(steps: list[dict[str, Any]], every_ms: int, symbols: list[str])
             for step, name in zip(steps, names, strict=True):
                 if name is None:
                     continue
-                found = _period_scores(model_of(name), int(step["as_of_ms"]), every_ms, symbols)
+                found = periods.scores(name, int(step["as_of_ms"]))
                 if found is not None:
-                    parts.append((model_of(name), found))
-            entry = _policy_entry(kind, parts, names)
-            ts, skill = entry.pop("curve", ([], []))
-            kinds[kind]["policies"][policy] = entry
-            if ts:
-                kinds[kind]["curves"][policy] = {"ts_ms": ts, "skill": skill}
+                    parts.append((periods.model(name), found))
+            jobs.append((kind, parts, names))
+            where.append((kind, policy))
+    for (kind, policy), entry in zip(where, policy_entries(jobs, processes), strict=True):
+        ts, skill = entry.pop("curve", ([], []))
+        kinds[kind]["policies"][policy] = entry
+        if ts:
+            kinds[kind]["curves"][policy] = {"ts_ms": ts, "skill": skill}
     return kinds
 
 

@@ -23,6 +23,7 @@ log = get_logger(__name__)
 
 BAR_MS = 60_000
 FINISHED = ("succeeded", "partial", "failed", "interrupted")
+SHORT_STAGES = ("rank", "drift", "finish")  # a second or two each, one after another
 Progress = Callable[[dict[str, Any]], None]
 
 
@@ -79,7 +80,8 @@ def run_step(step_ms: int, spec: dict[str, Any], workers: list[subprocess.Popen]
             raise Unavailable("every replay worker stopped (see workers.log in the replay's directory)")
         if time.monotonic() - started > timeout_s:
             raise Unavailable(f"the cycle of step {step_ms} did not finish in {timeout_s:.0f} s")
-        time.sleep(0.5)
+        # every half second while it builds; closer near its end, where the next step waits on this one
+        time.sleep(0.1 if cycle.stage in SHORT_STAGES else 0.5)
     return decisions_of(cycle, step_ms)
 
 
