@@ -16,6 +16,10 @@ loading the train candles, features and labels), over the complete trials. Worke
 a worker does between two trials (taking the job, forking its work horse, reading the study, the budget
 check and RQ's result); a pruned trial's fits before it stopped are not counted as fits (it records
 none), so this figure is an upper bound. Results go to `bench/results/tune-<time>.json`.
+
+`--same-trials`: every trial's parameters are drawn up front (Optuna's RandomSampler, a fixed seed, over
+the study's own space) and queued with `enqueue_trial`, so each worker count runs the very same models;
+otherwise each study's TPE draws its own, and trials per minute compare different work.
 """
 
 from __future__ import annotations
@@ -56,7 +60,26 @@ def _mean(trials: list, attr: str) -> float:
     return sum(_attr(t, attr) or 0.0 for t in trials) / len(trials)
 
 
-def run(workers: int, days: float, trials: int, space: str = "small") -> dict:
+def _enqueue_same_trials(study_id: str, count: int) -> None:
+    """Queue `count` fixed trials (the current definition's is already first) drawn with a seeded sampler."""
+    import optuna
+
+    from app.ml import search_space
+    from app.services.tuning import storage
+    from app.services.tuning.studies import get_study
+    from app.services.tuning.trials import space_of
+
+    row = get_study(study_id)
+    space = space_of(row)
+    draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=11))
+    target = storage.load(row.optuna_name)
+    for _ in range(count):
+        trial = draws.ask()
+        search_space.sample(space, trial, row.base)
+        target.enqueue_trial(trial.params)
+
+
+def run(workers: int, days: float, trials: int, space: str = "small", same: bool = False) -> dict:
     store = Path(tempfile.mkdtemp(prefix=f"bench-tune-{workers}w-"))
     env = {**os.environ, **THREAD_ENV, "MODEL_STORE_DIR": str(store), "MARKET_DATA_SOURCE": "csv",
            "SYMBOLS": ",".join(SYMBOLS), "LOG_LEVEL": "WARNING"}
@@ -84,6 +107,8 @@ def run(workers: int, days: float, trials: int, space: str = "small") -> dict:
     study = start_study("direction_bench", trials=trials, minutes=60, search_space=SPACES[space],
                         options={"definitions": [DEFINITION], "symbols": SYMBOLS, "window_days": days,
                                  "folds": 4, "seed": 3})
+    if same:
+        _enqueue_same_trials(study.id, trials - 1)
     procs = [subprocess.Popen([sys.executable, "-c", WORKER], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL) for _ in range(workers)]
     for proc in procs:
@@ -106,7 +131,8 @@ def run(workers: int, days: float, trials: int, space: str = "small") -> dict:
             "worker_overhead": round(1 - sum(fits) / (workers * span), 4),
             "mean_load_s": round(_mean(ran, "load_seconds"), 3),
             "mean_inside_s": round(_mean(ran, "seconds"), 3),
-            "decision": (done.result or {}).get("decision")}
+            "decision": (done.result or {}).get("decision"), "same_trials": same,
+            "fit_seconds_total": round(sum(fits), 3)}
 
 
 def main() -> None:
@@ -115,16 +141,19 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--space", choices=sorted(SPACES), default="small")
+    parser.add_argument("--same-trials", action="store_true",
+                        help="the same fixed trials for every worker count (equal work)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(run(args.one, args.days, args.trials, args.space)))
+        print(json.dumps(run(args.one, args.days, args.trials, args.space, args.same_trials)))
         return
     started = time.strftime("%Y%m%d-%H%M%S")
     results, load = [], [os.getloadavg()]
     for workers in args.workers:
         command = [sys.executable, __file__, "--one", str(workers), "--days", str(args.days),
-                   "--trials", str(args.trials), "--space", args.space]
+                   "--trials", str(args.trials), "--space", args.space] + (
+                       ["--same-trials"] if args.same_trials else [])
         out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
         load.append(os.getloadavg())
@@ -133,7 +162,8 @@ def main() -> None:
               f"{r['trials_per_minute']} trials/min; a trial {r['mean_trial_s']} s of which folds' fits "
               f"{r['mean_fit_s']} s (overhead {100 * r['overhead']:.1f}%, of worker time "
               f"{100 * r['worker_overhead']:.1f}%; loading candles "
-              f"{r['mean_load_s']} s, objective {r['mean_inside_s']} s); study {r['status']}", flush=True)
+              f"{r['mean_load_s']} s, objective {r['mean_inside_s']} s; all fits {r['fit_seconds_total']} s, "
+              f"states {r['states']}); study {r['status']}", flush=True)
     by = {r["workers"]: r for r in results}
     figures = {"args": vars(args), "runs": results, "load": load, "cpus": os.cpu_count()}
     if 1 in by and 2 in by:
