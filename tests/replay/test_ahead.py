@@ -3,14 +3,12 @@ step, that a prefix of steps serves what the whole replay serves, and when a cor
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pandas as pd
 
 from app.ml.dataset import Dataset
 from app.ml.evaluation import Scored
-from app.services.replay.ahead import Periods, _slim, core_idle, policy_entries
+from app.services.replay.ahead import Periods, _slim, core_idle
 from app.services.replay.score import policy_models
 
 
@@ -76,14 +74,3 @@ def _period(start: int, rng: np.random.Generator) -> Scored:
     return Scored(Dataset(pd.DataFrame(index=range(240)), y, meta), (p1 > 0.5).astype(int), None, p1,
                   {"prior": prior, "other": np.full(240, 0.45)}, (p1 - y) ** 2,
                   {"prior": (prior - y) ** 2, "other": (0.45 - y) ** 2}, "prior", False)
-
-
-def test_records_spread_over_processes_are_the_records_of_one_process() -> None:
-    rng = np.random.default_rng(3)
-    model = SimpleNamespace(horizon=1, bar_ms=60_000, timeframe="1m")
-    jobs = [("momentum", [(model, _period(s, rng)) for s in (0, 120, 240)], ["m1", "m1", "m2"]),
-            ("momentum", [(model, _period(s, rng)) for s in (0, 240)], ["m1", None, "m3"]),
-            ("momentum", [], [None, None, None])]
-    serial = policy_entries(jobs, processes=1)
-    assert serial[0]["n"] == 720 and serial[0]["interval"] is not None and serial[2]["n"] == 0
-    assert policy_entries(jobs, processes=2) == serial

@@ -154,9 +154,7 @@ def run_replay(
         ordered = sorted(state["steps"], key=lambda s: s["step_ms"])
         if progress is not None:
             progress({"event": "scoring", "steps": len(ordered)})
-        # the workers are stopped: the pooled records take as many processes as the replay had workers
-        kinds = score_replay(ordered, every_ms, spec["symbols"], periods,
-                             processes=int(spec.get("workers") or 2))
+        kinds = score_replay(ordered, every_ms, spec["symbols"], periods)
     report = {
         "replay_id": replay_id,
         "spec": {k: v for k, v in spec.items() if k != "definitions"},

@@ -101,36 +101,6 @@ class Periods:
         self.drain(cancel=exc_type is not None)
 
 
-_JOBS: list[tuple[Any, ...]] | None = None  # what forked processes of `policy_entries` read
-
-
-def policy_entries(jobs: list[tuple[Any, ...]], processes: int = 1) -> list[dict[str, Any]]:
-    """`score._policy_entry(kind, parts, names)` of each job, spread over `processes` forked processes
-    (the bootstraps of the pooled records are most of a replay's final scoring). The children inherit the
-    jobs (nothing is pickled but the records they return); every record is seeded, so it is the same
-    whichever process computes it."""
-    import multiprocessing
-
-    from app.services.replay.score import _policy_entry
-
-    global _JOBS
-    if processes <= 1 or len(jobs) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return [_policy_entry(*job) for job in jobs]
-    _JOBS = jobs
-    try:
-        with multiprocessing.get_context("fork").Pool(min(processes, len(jobs))) as pool:
-            return pool.map(_entry_of, range(len(jobs)), chunksize=1)
-    finally:
-        _JOBS = None
-
-
-def _entry_of(index: int) -> dict[str, Any]:
-    from app.services.replay.score import _policy_entry
-
-    assert _JOBS is not None
-    return _policy_entry(*_JOBS[index])
-
-
 def _slim(scored: Any) -> Any:
     """A scored period without its feature matrix (the report reads outputs, labels, losses and meta, never
     the features): a month of periods held until the end would otherwise keep every period's features."""

@@ -27,7 +27,7 @@ from app.ml import losses
 from app.ml.evaluation import Scored, SkillEstimate, skill_estimate
 from app.ml.evaluation import score as score_model
 from app.ml.served import against_each, cumulative_skill, strongest
-from app.services.replay.ahead import Periods, policy_entries
+from app.services.replay.ahead import Periods
 
 POLICIES = ("served", "freeze_first", "newest")
 
@@ -104,14 +104,15 @@ def _policy_entry(kind: str, parts: list[tuple[Any, Scored]], names: list[str | 
 
 
 def score_replay(steps: list[dict[str, Any]], every_ms: int, symbols: list[str],
-                 periods: Periods | None = None, processes: int = 1) -> dict[str, Any]:
+                 periods: Periods | None = None) -> dict[str, Any]:
     """Per kind and policy: pooled skill with its interval, the curve, and each kind's own figures.
 
     `periods` (ahead.py) holds the periods already scored while the steps ran; each (model, period) is
-    scored once either way. The policies' records are computed over `processes` (ahead.policy_entries)."""
+    scored once either way."""
     periods = periods or Periods(every_ms, symbols)
     kinds: dict[str, Any] = {}
-    jobs, where = [], []
+    jobs: list[tuple[str, list[tuple[Any, Scored]], list[str | None]]] = []
+    where = []
     for kind, policies in policy_models(steps).items():
         kinds[kind] = {"policies": {}, "curves": {}}
         for policy, names in policies.items():
@@ -124,7 +125,7 @@ def score_replay(steps: list[dict[str, Any]], every_ms: int, symbols: list[str],
                     parts.append((periods.model(name), found))
             jobs.append((kind, parts, names))
             where.append((kind, policy))
-    for (kind, policy), entry in zip(where, policy_entries(jobs, processes), strict=True):
+    for (kind, policy), entry in zip(where, [_policy_entry(*job) for job in jobs], strict=True):
         ts, skill = entry.pop("curve", ([], []))
         kinds[kind]["policies"][policy] = entry
         if ts:
