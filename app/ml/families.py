@@ -13,6 +13,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from app.ml.base import BaseModel
 from app.ml.calibration import platt_apply, platt_fit
 from app.ml.errors import EstimatorInputError
+from app.ml.splits import calibration_split
 
 
 class ClassifierModel(ClassifierMixin, BaseModel):
@@ -92,6 +93,15 @@ class RegressorModel(RegressorMixin, BaseModel):
     """Continuous kinds; `hits` says whether the outcome fell inside the band the confidence is about."""
 
     band: ClassVar[str] = ""
+
+    def _fit_times_of(self, n_fit: int) -> np.ndarray | None:
+        """The times of the fit rows (the rows BaseModel.fit hands to _fit_estimator), when the kind
+        kept them in `_fit_times` (price, volatility: their out-of-fold folds need the rows' times)."""
+        ts = getattr(self, "_fit_times", None)
+        if ts is None:
+            return None
+        cut = calibration_split(ts, int(self.horizon), self.bar_ms, self.calibration_ratio)
+        return ts[cut.train] if int(cut.train.sum()) == n_fit else None
 
     @abstractmethod
     def _confidence(self, pred: np.ndarray, meta: pd.DataFrame | None) -> np.ndarray | None: ...

@@ -64,3 +64,24 @@ def chronological_split(
 def calibration_split(ts_ms: np.ndarray, horizon: int, bar_ms: int, calibration_ratio: float = 0.2) -> Split:
     """Carve the calibration slice off the end of the train part (its `holdout` mask), embargoed alike."""
     return chronological_split(ts_ms, horizon, bar_ms, train_ratio=1.0 - calibration_ratio)
+
+
+def forward_blocks(
+    ts_ms: np.ndarray, horizon: int, bar_ms: int, folds: int, min_train_rows: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, block) masks of `folds` forward folds inside `ts_ms`: the time range is cut into folds + 1
+    equal spans; fold k trains on the rows before span k + 1 (embargoed by `horizon` bars) and predicts
+    that span (the last fold: everything after its cut). Folds with fewer than `min_train_rows` train
+    rows, or none to predict, are left out. What a model fits out of fold inside its own fit rows."""
+    first, last = int(ts_ms.min()), int(ts_ms.max())
+    edges = [first + (last - first) * k // (folds + 1) for k in range(1, folds + 2)]
+    out = []
+    for k in range(folds):
+        try:
+            split = chronological_split(ts_ms, horizon, bar_ms, (edges[k] - first) / max(last - first, 1))
+        except BadInput:
+            continue  # too few rows before this edge
+        block = split.holdout & (ts_ms < edges[k + 1] if k + 1 < folds else True)
+        if split.train.sum() >= min_train_rows and block.any():
+            out.append((split.train, block))
+    return out

@@ -18,7 +18,7 @@ from app.data.frames import TIMEFRAME_MS
 from app.ml import intervals, targets
 from app.ml.calibration import ecdf, quantiles
 from app.ml.families import RegressorModel
-from app.ml.splits import calibration_split, chronological_split
+from app.ml.splits import forward_blocks
 
 HOUR_MS = 3_600_000
 SHRINK_FOLDS = 2  # forward folds inside the fit rows whose out-of-fold predictions fit the shrinkage
@@ -151,34 +151,16 @@ class PricePredictor(RegressorModel):
         self._oof = self._out_of_fold(X, y)
         self.scaler_, self.estimator_ = self._fit_net(X, y)
 
-    def _fit_times_of(self, n_fit: int) -> np.ndarray | None:
-        """The times of the fit rows (the rows BaseModel.fit hands to _fit_estimator), when known."""
-        ts = getattr(self, "_fit_times", None)
-        if ts is None:
-            return None
-        cut = calibration_split(ts, int(self.horizon), self.bar_ms, self.calibration_ratio)
-        return ts[cut.train] if int(cut.train.sum()) == n_fit else None
-
     def _out_of_fold(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(p, y, ts) of forward folds inside the fit rows: each block predicted by a net fitted before it."""
         ts = self._fit_times_of(len(y))
         if ts is None:
             ts = np.arange(len(y), dtype="int64") * self.bar_ms
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        first, last = int(ts.min()), int(ts.max())
-        edges = [first + (last - first) * k // (SHRINK_FOLDS + 1) for k in range(1, SHRINK_FOLDS + 2)]
-        for k in range(SHRINK_FOLDS):
-            try:
-                split = chronological_split(ts, int(self.horizon), self.bar_ms,
-                                            (edges[k] - first) / max(last - first, 1))
-            except BadInput:
-                continue  # too few rows before this edge: the fold is skipped
-            block = split.holdout & (ts < edges[k + 1] if k + 1 < SHRINK_FOLDS else True)
-            if split.train.sum() < MIN_FOLD_ROWS or not block.any():
-                continue
+        for train, block in forward_blocks(ts, int(self.horizon), self.bar_ms, SHRINK_FOLDS, MIN_FOLD_ROWS):
             # as many optimizer steps as the final network takes, so a fold's net is trained as far
-            epochs = math.ceil(int(self.epochs) * len(y) / int(split.train.sum()))
-            scaler, net = self._fit_net(X[split.train], y[split.train], epochs)
+            epochs = math.ceil(int(self.epochs) * len(y) / int(train.sum()))
+            scaler, net = self._fit_net(X[train], y[train], epochs)
             parts.append((self._net_output(net, scaler, X[block]), y[block], ts[block]))
         if not parts:
             return np.zeros(0), np.zeros(0), np.zeros(0, dtype="int64")

@@ -38,7 +38,7 @@ from app.ml import fast_trees, har, intervals, losses, targets
 from app.ml.artifacts import load_skops, save_skops
 from app.ml.calibration import binned_lookup, binned_rates
 from app.ml.families import RegressorModel
-from app.ml.splits import calibration_split, chronological_split
+from app.ml.splits import forward_blocks
 
 TRUSTED = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 HOUR_MS = 3_600_000
@@ -270,14 +270,6 @@ class VolatilityRegressor(RegressorModel):
         self.flat_trees_ = fast_trees.boosting(self.estimator_)
         self._pending_stages = True  # BaseModel.fit's next _raw call is the calibration slice's
 
-    def _fit_times_of(self, n_fit: int) -> np.ndarray | None:
-        """The times of the fit rows (the rows BaseModel.fit hands to _fit_estimator), when known."""
-        ts = getattr(self, "_fit_times", None)
-        if ts is None:
-            return None
-        cut = calibration_split(ts, int(self.horizon), self.bar_ms, self.calibration_ratio)
-        return ts[cut.train] if int(cut.train.sum()) == n_fit else None
-
     def _out_of_fold(self, X: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
         """Forward folds inside the fit rows: each later block forecast by stages fitted before it
         (embargoed by h bars): the linear stage's log forecast, with and without the trees."""
@@ -286,20 +278,10 @@ class VolatilityRegressor(RegressorModel):
             ts = np.arange(len(target), dtype="int64") * self.bar_ms
         _, _, trees = self._roles()
         parts: list[tuple[np.ndarray, ...]] = []
-        first, last = int(ts.min()), int(ts.max())
-        edges = [first + (last - first) * k // (GATE_FOLDS + 1) for k in range(1, GATE_FOLDS + 2)]
-        for k in range(GATE_FOLDS):
-            try:
-                split = chronological_split(ts, int(self.horizon), self.bar_ms,
-                                            (edges[k] - first) / max(last - first, 1))
-            except BadInput:
-                continue  # too few rows before this edge: the fold is skipped
-            block = split.holdout & (ts < edges[k + 1] if k + 1 < GATE_FOLDS else True)
-            if split.train.sum() < MIN_FOLD_ROWS or not block.any():
-                continue
-            lin = self._fit_linear(X[split.train], target[split.train])
-            resid = target[split.train] - self._linear(X[split.train], lin)
-            booster = self._fit_trees(X[split.train], resid)
+        for train, block in forward_blocks(ts, int(self.horizon), self.bar_ms, GATE_FOLDS, MIN_FOLD_ROWS):
+            lin = self._fit_linear(X[train], target[train])
+            resid = target[train] - self._linear(X[train], lin)
+            booster = self._fit_trees(X[train], resid)
             linear = self._linear(X[block], lin)
             parts.append((linear, linear + booster.predict(X[block][:, trees]), target[block], ts[block]))
         names = ("linear", "full", "log_y", "ts")
