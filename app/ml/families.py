@@ -93,6 +93,18 @@ class RegressorModel(RegressorMixin, BaseModel):
     """Continuous kinds; `hits` says whether the outcome fell inside the band the confidence is about."""
 
     band: ClassVar[str] = ""
+    fit_scratch: ClassVar[tuple[str, ...]] = ()  # attributes a kind keeps only while it fits
+
+    def fit(self, X: Any, y: Any, meta: pd.DataFrame | None = None) -> RegressorModel:
+        """BaseModel.fit; the row times are kept meanwhile (`_fit_times`) so a kind's out-of-fold folds can
+        be cut by time, and dropped afterwards with the kind's `fit_scratch`."""
+        ts = self._row_times(X, meta)
+        self._fit_times = None if ts is None else np.asarray(ts, dtype="int64")
+        try:
+            return super().fit(X, y, meta)  # type: ignore[return-value]
+        finally:
+            for name in ("_fit_times", *self.fit_scratch):
+                self.__dict__.pop(name, None)
 
     def _fit_times_of(self, n_fit: int) -> np.ndarray | None:
         """The times of the fit rows (the rows BaseModel.fit hands to _fit_estimator), when the kind

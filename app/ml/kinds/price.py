@@ -6,7 +6,6 @@ import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -84,6 +83,7 @@ class PricePredictor(RegressorModel):
     """
 
     kind = "price"
+    fit_scratch = ("_oof",)
     model_type = "torch_mlp"
     artifact_file = "model.pt"
     needs_context = True
@@ -135,16 +135,6 @@ class PricePredictor(RegressorModel):
 
     def target(self, candles: pd.DataFrame) -> pd.Series:
         return targets.log_return(candles, int(self.horizon))
-
-    def fit(self, X: pd.DataFrame | np.ndarray, y: Any, meta: pd.DataFrame | None = None) -> PricePredictor:
-        """BaseModel.fit; the row times are kept meanwhile so the out-of-fold folds can be cut by time."""
-        ts = self._row_times(X, meta)
-        self._fit_times = None if ts is None else np.asarray(ts, dtype="int64")
-        try:
-            return super().fit(X, y, meta)  # type: ignore[return-value]
-        finally:
-            self.__dict__.pop("_fit_times", None)
-            self.__dict__.pop("_oof", None)
 
     def _fit_estimator(self, X: np.ndarray, y: np.ndarray) -> None:
         self.shrinkage_ = 1.0  # until the out-of-fold predictions fit it (_calibrate)

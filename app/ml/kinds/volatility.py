@@ -97,6 +97,7 @@ class VolatilityRegressor(RegressorModel):
     """
 
     kind = "volatility"
+    fit_scratch = ("_oof", "_pending_stages", "_cal_stages")
     model_type = "gradient_boosting"
     artifact_file = "model.skops"
     rows_independent = True
@@ -247,16 +248,6 @@ class VolatilityRegressor(RegressorModel):
             max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf, l2_regularization=1.0,
             early_stopping=False, random_state=self.seed,
         ).fit(X[:, trees], residual)
-
-    def fit(self, X: Any, y: Any, meta: pd.DataFrame | None = None) -> VolatilityRegressor:
-        """BaseModel.fit; the row times are kept meanwhile so the out-of-fold folds can be cut by time."""
-        ts = self._row_times(X, meta)
-        self._fit_times = None if ts is None else np.asarray(ts, dtype="int64")
-        try:
-            return super().fit(X, y, meta)  # type: ignore[return-value]
-        finally:
-            for name in ("_fit_times", "_oof", "_pending_stages", "_cal_stages"):
-                self.__dict__.pop(name, None)
 
     def _fit_estimator(self, X: np.ndarray, y: np.ndarray) -> None:
         self.calibration_ = {}  # the level factor of a previous fit must not leak into this one
