@@ -100,7 +100,12 @@ def _preload_job_modules() -> None:
     # One OpenMP thread per job: parallelism comes from more workers, and two OpenMP runtimes (sklearn's and
     # torch's) fighting over 2 cores made fits 5-20x slower. Set before the libraries load.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    # the tuning jobs import app.services.tuning (and Optuna) lazily: 0.7 s a trial job if not loaded here
+    # the tuning jobs import app.services.tuning (and Optuna) lazily: 0.7 s a trial job if not loaded here;
+    # app.ml imports skops (model files) and torch (the price network) only where they are used, so a
+    # worker, which saves and loads models in every job, imports them here
+    import skops.io  # noqa: F401
+    import torch  # noqa: F401
+
     import app.ml.kinds  # noqa: F401
     import app.services.tuning.finish  # noqa: F401
     import app.services.tuning.trials  # noqa: F401

@@ -6,11 +6,10 @@ import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 
 from app.core.errors import BadInput
 from app.data.frames import TIMEFRAME_MS
@@ -18,6 +17,10 @@ from app.ml import intervals, targets
 from app.ml.calibration import ecdf, quantiles
 from app.ml.families import RegressorModel
 from app.ml.splits import forward_blocks
+
+if TYPE_CHECKING:  # torch is imported where a network is built, fitted, run, saved or loaded: importing it
+    import torch  # costs every process 1-2 s of its start, and most processes never touch a price model
+    from torch import nn
 
 HOUR_MS = 3_600_000
 SHRINK_FOLDS = 2  # forward folds inside the fit rows whose out-of-fold predictions fit the shrinkage
@@ -28,6 +31,8 @@ SHRINK_REPS = 499  # block-bootstrap replicates behind the shrinkage factor's in
 @contextmanager
 def deterministic_torch() -> Iterator[None]:
     """One CPU thread and deterministic kernels while fitting; the process's settings come back after."""
+    import torch
+
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
@@ -40,6 +45,8 @@ def deterministic_torch() -> Iterator[None]:
 
 def build_mlp(n_in: int, hidden: Sequence[int], generator: torch.Generator | None = None) -> nn.Sequential:
     """ReLU MLP; with a generator, its initial weights come from it (not the global RNG: thread-safe)."""
+    from torch import nn
+
     layers: list[nn.Module] = []
     for width in hidden:
         layers += [nn.Linear(n_in, width), nn.ReLU()]
@@ -157,6 +164,9 @@ class PricePredictor(RegressorModel):
         return tuple(np.concatenate(c) for c in zip(*parts, strict=True))  # type: ignore[return-value]
 
     def _fit_net(self, X: np.ndarray, y: np.ndarray, epochs: int | None = None) -> tuple[dict, nn.Sequential]:
+        import torch
+        from torch import nn
+
         std = X.std(axis=0)
         scaler = {"x_mean": X.mean(axis=0).tolist(), "x_std": np.where(std > 0, std, 1.0).tolist(),
                   "y_mean": float(y.mean()), "y_std": float(y.std()) or 1.0}
@@ -181,6 +191,8 @@ class PricePredictor(RegressorModel):
     @staticmethod
     def _net_output(net: nn.Sequential, scaler: dict, X: np.ndarray) -> np.ndarray:
         """The network's unshrunk predicted log return."""
+        import torch
+
         with torch.inference_mode():
             out = net(torch.from_numpy(_scaled(X, scaler))).squeeze(1).numpy().astype("float64")
         return out * scaler["y_std"] + scaler["y_mean"]
@@ -226,10 +238,14 @@ class PricePredictor(RegressorModel):
                 "predicted_log_return": prediction}
 
     def _save_estimator(self, path: Path) -> dict:
+        import torch
+
         torch.save(self.estimator_.state_dict(), path)
         return {"scaler": self.scaler_, "shrinkage": self.shrinkage_}
 
     def _load_estimator(self, path: Path, state: dict) -> None:
+        import torch
+
         self.scaler_ = state["scaler"]
         self.shrinkage_ = float(state.get("shrinkage", 1.0))  # models saved before shrinkage: none
         net = build_mlp(len(self.scaler_["x_mean"]), [int(w) for w in self.hidden_layers])
