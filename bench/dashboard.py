@@ -149,7 +149,6 @@ def _migrate() -> None:
 def _real_cycles(directory: Path) -> list[str]:
     """Two real cycles: ten definitions trained, ranked; then drift checks on unseen hours and retrains."""
     import yaml
-    from rq import SimpleWorker
 
     from app.core.config import reset_settings
     from app.core.queues import KINDS as QUEUES
@@ -158,6 +157,7 @@ def _real_cycles(directory: Path) -> list[str]:
     from app.data.candles import store_candles
     from app.data.simulator import MarketSimulator
     from app.services.cycle import get_cycle, start_cycle
+    from workers.worker import PromptSimpleWorker
 
     definitions = [
         {
@@ -186,7 +186,7 @@ def _real_cycles(directory: Path) -> list[str]:
             for symbol, frame in MarketSimulator(43).extend(history, until).items():
                 store_candles(symbol, frame, "simulated")
         cycle = start_cycle("operator", {})
-        SimpleWorker([get_queue(k) for k in QUEUES], connection=get_redis()).work(
+        PromptSimpleWorker([get_queue(k) for k in QUEUES], connection=get_redis()).work(
             burst=True, logging_level="WARNING"
         )
         assert get_cycle(cycle.id).status == "succeeded", get_cycle(cycle.id).errors

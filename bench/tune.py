@@ -17,6 +17,9 @@ a worker does between two trials (taking the job, forking its work horse, readin
 check and RQ's result); a pruned trial's fits before it stopped are not counted as fits (it records
 none), so this figure is an upper bound. Results go to `bench/results/tune-<time>.json`.
 
+`--database postgres`: the study lives in a database of its own on the Postgres at 127.0.0.1:5432 (what
+production runs), dropped at the end; by default a SQLite file (what a laptop runs).
+
 `--same-trials`: every trial's parameters are drawn up front (Optuna's RandomSampler, a fixed seed, over
 the study's own space) and queued with `enqueue_trial`, so each worker count runs the very same models;
 otherwise each study's TPE draws its own, and trials per minute compare different work.
@@ -31,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,13 +83,40 @@ def _enqueue_same_trials(study_id: str, count: int) -> None:
         target.enqueue_trial(trial.params)
 
 
-def run(workers: int, days: float, trials: int, space: str = "small", same: bool = False) -> dict:
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
+
+
+def _postgres_database() -> tuple[str, object]:
+    """A fresh database on the local Postgres, and the function that drops it."""
+    from sqlalchemy import create_engine, text
+
+    name = f"mlpipe_bench_tune_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(f"{POSTGRES}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        from app.core.db import dispose_engines
+
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    return f"{POSTGRES}/{name}", drop
+
+
+def run(workers: int, days: float, trials: int, space: str = "small", same: bool = False,
+        database: str = "sqlite") -> dict:
     store = Path(tempfile.mkdtemp(prefix=f"bench-tune-{workers}w-"))
     env = {**os.environ, **THREAD_ENV, "MODEL_STORE_DIR": str(store), "MARKET_DATA_SOURCE": "csv",
            "SYMBOLS": ",".join(SYMBOLS), "LOG_LEVEL": "WARNING"}
     for key in ("DATABASE_URL", "REDIS_URL"):
         env.pop(key, None)
         os.environ.pop(key, None)
+    drop = None
+    if database == "postgres":
+        env["DATABASE_URL"], drop = _postgres_database()
+        os.environ["DATABASE_URL"] = env["DATABASE_URL"]
     os.environ.update({k: env[k] for k in ("MODEL_STORE_DIR", "MARKET_DATA_SOURCE", "SYMBOLS")})
     from app.core.config import reset_settings
 
@@ -117,6 +148,8 @@ def run(workers: int, days: float, trials: int, space: str = "small", same: bool
     ran = [t for t in storage.load(done.optuna_name).get_trials(deepcopy=False)
            if t.datetime_start is not None and t.datetime_complete is not None]
     shutdown_embedded()
+    if drop is not None:
+        drop()
     span = (max(t.datetime_complete for t in ran) - min(t.datetime_start for t in ran)).total_seconds()
     whole = [(t.datetime_complete - t.datetime_start).total_seconds() for t in ran]
     fits = [_attr(t, "fit_seconds") or 0.0 for t in ran]
@@ -132,7 +165,7 @@ def run(workers: int, days: float, trials: int, space: str = "small", same: bool
             "mean_load_s": round(_mean(ran, "load_seconds"), 3),
             "mean_inside_s": round(_mean(ran, "seconds"), 3),
             "decision": (done.result or {}).get("decision"), "same_trials": same,
-            "fit_seconds_total": round(sum(fits), 3)}
+            "fit_seconds_total": round(sum(fits), 3), "database": database}
 
 
 def main() -> None:
@@ -143,16 +176,18 @@ def main() -> None:
     parser.add_argument("--space", choices=sorted(SPACES), default="small")
     parser.add_argument("--same-trials", action="store_true",
                         help="the same fixed trials for every worker count (equal work)")
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite",
+                        help="where the study lives: a SQLite file, or its own database on local Postgres")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(run(args.one, args.days, args.trials, args.space, args.same_trials)))
+        print(json.dumps(run(args.one, args.days, args.trials, args.space, args.same_trials, args.database)))
         return
     started = time.strftime("%Y%m%d-%H%M%S")
     results, load = [], [os.getloadavg()]
     for workers in args.workers:
         command = [sys.executable, __file__, "--one", str(workers), "--days", str(args.days),
-                   "--trials", str(args.trials), "--space", args.space] + (
+                   "--trials", str(args.trials), "--space", args.space, "--database", args.database] + (
                        ["--same-trials"] if args.same_trials else [])
         out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))

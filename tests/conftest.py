@@ -153,3 +153,10 @@ def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     reset_settings()
     yield path
     reset_settings()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files holding a `slow` test run first (each file's tests stay in order): `make test` hands whole
+    files to its 2 processes, and a minute-long file handed out last would leave one process idle."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)

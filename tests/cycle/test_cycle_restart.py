@@ -16,7 +16,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-from rq import SimpleWorker
 from sqlmodel import select
 
 from app.core.db import session_scope
@@ -27,6 +26,7 @@ from app.services.cycle import lock as cycle_lock
 from app.store.artifacts import sha256_file
 from app.tables.models import ModelRecord
 from tests.cycle.helpers import definition, seed_candles
+from workers.worker import PromptSimpleWorker
 
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = ["BTC-USDT", "ETH-USDT"]
@@ -159,7 +159,7 @@ def test_a_cycle_no_job_can_resume_reads_as_interrupted_once_its_lock_expires(
     seed_candles(days=1, symbols=SYMBOLS[:1])
     options = {"definitions": [definition("gradient_boosting", "kept_model")], "window_days": 1}
     cycle = start_cycle("operator", {**options, "symbols": SYMBOLS[:1]})
-    worker = SimpleWorker([get_queue(kind) for kind in KINDS], connection=rq_connection())
+    worker = PromptSimpleWorker([get_queue(kind) for kind in KINDS], connection=rq_connection())
     worker.work(burst=True, max_jobs=3, logging_level="WARNING")  # start, the build, rank
     assert get_cycle(cycle.id).stage == "rank"
     get_queue("cycle").empty()  # the drift job died with its worker and was not retried

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from rq import SimpleWorker
 from rq.cron import CronScheduler
 from rq.job import JobStatus
 
@@ -16,6 +15,7 @@ from app.core.errors import BadInput
 from app.core.queues import all_queue_names, get_queue, queue_name
 from app.core.redis import get_redis
 from workers.jobs import ingest_tick_job, ping_job
+from workers.worker import PromptSimpleWorker
 
 MLPIPE = Path(sys.executable).with_name("mlpipe")
 
@@ -25,7 +25,7 @@ def test_a_job_runs_on_an_in_process_worker_and_returns_its_result() -> None:
     job = queue.enqueue(ping_job, 7)
     assert job.get_status() == JobStatus.QUEUED
 
-    worked = SimpleWorker([queue], connection=get_redis()).work(burst=True)
+    worked = PromptSimpleWorker([queue], connection=get_redis()).work(burst=True)
 
     assert worked
     assert job.get_status(refresh=True) == JobStatus.FINISHED
