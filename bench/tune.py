@@ -154,13 +154,19 @@ def run(workers: int, days: float, trials: int, space: str = "small", same: bool
     whole = [(t.datetime_complete - t.datetime_start).total_seconds() for t in ran]
     fits = [_attr(t, "fit_seconds") or 0.0 for t in ran]
     complete = [t for t in ran if _attr(t, "fit_seconds") is not None]
-    overhead = 1 - sum(_attr(t, "fit_seconds") or 0.0 for t in complete) / sum(
-        (t.datetime_complete - t.datetime_start).total_seconds() for t in complete)
+    complete_fits = sum(_attr(t, "fit_seconds") or 0.0 for t in complete)
+    complete_whole = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in complete)
+    overhead = 1 - complete_fits / complete_whole
+    # the fixed cost of a complete trial beyond its folds' fits, and the fits a trial needs for that cost
+    # to be at most 15% of it: fixed <= 0.15 (fixed + fits)  <=>  fits >= fixed x 85 / 15
+    fixed = (complete_whole - complete_fits) / len(complete)
     return {"workers": workers, "status": done.status, "trials": len(ran),
             "states": (done.result or {}).get("states"), "trial_phase_s": round(span, 2),
             "trials_per_minute": round(60 * len(ran) / span, 3),
             "mean_trial_s": round(sum(whole) / len(whole), 3),
             "mean_fit_s": round(sum(fits) / len(fits), 3), "overhead": round(overhead, 4),
+            "complete_trial_fit_s": round(complete_fits / len(complete), 3),
+            "fixed_ms_per_trial": round(1000 * fixed, 1), "fits_for_15pct_s": round(fixed * 85 / 15, 3),
             "worker_overhead": round(1 - sum(fits) / (workers * span), 4),
             "mean_load_s": round(_mean(ran, "load_seconds"), 3),
             "mean_inside_s": round(_mean(ran, "seconds"), 3),
@@ -195,7 +201,10 @@ def main() -> None:
         r = results[-1]
         print(f"{r['workers']} worker(s): {r['trials']} trials in {r['trial_phase_s']} s = "
               f"{r['trials_per_minute']} trials/min; a trial {r['mean_trial_s']} s of which folds' fits "
-              f"{r['mean_fit_s']} s (overhead {100 * r['overhead']:.1f}%, of worker time "
+              f"{r['mean_fit_s']} s (overhead {100 * r['overhead']:.1f}%: "
+              f"{r['fixed_ms_per_trial']} ms fixed on "
+              f"{r['complete_trial_fit_s']} s of fits a complete trial, 15% from "
+              f"{r['fits_for_15pct_s']} s of fits; of worker time "
               f"{100 * r['worker_overhead']:.1f}%; loading candles "
               f"{r['mean_load_s']} s, objective {r['mean_inside_s']} s; all fits {r['fit_seconds_total']} s, "
               f"states {r['states']}); study {r['status']}", flush=True)
