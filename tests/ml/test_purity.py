@@ -32,6 +32,14 @@ def test_importing_every_module_of_app_ml_loads_no_database_queue_or_web_library
     assert report["banned"] == []
 
 
+def test_importing_app_ml_leaves_torch_and_skops_to_the_code_that_uses_them() -> None:
+    """A CLI command or a tuning trial imports app.ml; skops (all of scikit-learn) and torch cost a process
+    3-4 s of its start and are imported only where a model file or a price network needs them."""
+    out = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(["torch", "skops"])], cwd=ROOT,
+                         capture_output=True, text=True, check=True, timeout=120)
+    assert json.loads(out.stdout.strip().splitlines()[-1])["banned"] == []
+
+
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)

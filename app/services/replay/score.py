@@ -111,8 +111,6 @@ def score_replay(steps: list[dict[str, Any]], every_ms: int, symbols: list[str],
     scored once either way."""
     periods = periods or Periods(every_ms, symbols)
     kinds: dict[str, Any] = {}
-    jobs: list[tuple[str, list[tuple[Any, Scored]], list[str | None]]] = []
-    where = []
     for kind, policies in policy_models(steps).items():
         kinds[kind] = {"policies": {}, "curves": {}}
         for policy, names in policies.items():
@@ -123,13 +121,11 @@ def score_replay(steps: list[dict[str, Any]], every_ms: int, symbols: list[str],
                 found = periods.scores(name, int(step["as_of_ms"]))
                 if found is not None:
                     parts.append((periods.model(name), found))
-            jobs.append((kind, parts, names))
-            where.append((kind, policy))
-    for (kind, policy), entry in zip(where, [_policy_entry(*job) for job in jobs], strict=True):
-        ts, skill = entry.pop("curve", ([], []))
-        kinds[kind]["policies"][policy] = entry
-        if ts:
-            kinds[kind]["curves"][policy] = {"ts_ms": ts, "skill": skill}
+            entry = _policy_entry(kind, parts, names)
+            ts, skill = entry.pop("curve", ([], []))
+            kinds[kind]["policies"][policy] = entry
+            if ts:
+                kinds[kind]["curves"][policy] = {"ts_ms": ts, "skill": skill}
     return kinds
 
 
