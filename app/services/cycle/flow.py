@@ -1,7 +1,8 @@
 """How a cycle travels through RQ: which job follows which, on which queue, with which retry.
 
     cycle_start_job (cycle queue, Retry(max=2)): catch-up ingest, then enqueues
-      -> cycle_build_job x N (train queue, Retry(max=1): a build abandoned by a killed worker runs again)
+      -> cycle_build_job x N (train queue, longest first, Retry(max=1): a build abandoned by a killed
+         worker runs again)
       -> cycle_rank_job    (cycle queue, Retry(max=2); Dependency(all builds, allow_failure=True))
       -> cycle_drift_job   (cycle queue, Retry(max=2); after rank), which enqueues
            -> cycle_retrain_job x flagged (train queue, Retry(max=1))
@@ -41,7 +42,7 @@ from app.core.logging import get_logger
 from app.core.queues import get_queue
 from app.services.cycle import lock as cycle_lock
 from app.services.cycle.finish import fail_cycle
-from app.services.cycle.rows import LIVE_STATUSES, error_entry, read, update
+from app.services.cycle.rows import LIVE_STATUSES, error_entry, newest, read, update
 from app.tables.cycles import Cycle
 
 log = get_logger(__name__)
@@ -56,6 +57,7 @@ STAGES = ("start", "rank", "drift", "finish")
 _AFTER = {"rank": "start", "drift": "rank", "finish": "drift"}
 _ON_FAILURE = Callback(f"{JOBS}.stage_job_failed")
 _ON_TRAINING_FAILURE = Callback(f"{JOBS}.training_job_failed")
+HISTORY_CYCLES = 5  # the recent cycles whose build times order the next cycle's builds
 STAGE_LABELS = {"start": "ingest"}  # the label a stage's job records its time (and its token) under
 
 
@@ -113,14 +115,34 @@ def _enqueue_training(step: str, cycle_id: str, name: str, key: str, timeout: in
 
 
 def enqueue_builds(cycle_id: str, names: list[str], build_timeout: int | None = None) -> list[Job]:
-    """One build job per definition, then rank (after all builds, failed ones too) and drift (after rank)."""
-    builds = [
-        _enqueue_training("build", cycle_id, name, f"build-{i}", build_timeout)
-        for i, name in enumerate(names)
-    ]
+    """One build job per definition, then rank (after all builds, failed ones too) and drift (after rank).
+
+    Builds are queued longest first (`longest_first`); a job's id keeps the definition's declared index,
+    so a retried start finds the jobs its first try queued whatever the order.
+    """
+    order = longest_first(names, last_build_seconds(newest(limit=HISTORY_CYCLES)))
+    builds = [_enqueue_training("build", cycle_id, names[i], f"build-{i}", build_timeout) for i in order]
     rank = _enqueue_stage("rank", cycle_id, Dependency(jobs=builds, allow_failure=True))
     _enqueue_stage("drift", cycle_id, Dependency(jobs=[rank], allow_failure=True))
     return builds
+
+
+def last_build_seconds(cycles: list[Cycle]) -> dict[str, float]:
+    """Each definition's most recent recorded build time (seconds), from cycles given newest first."""
+    seconds: dict[str, float] = {}
+    for cycle in cycles:
+        for label, timing in ((cycle.timings or {}).get("jobs") or {}).items():
+            step, _, name = label.partition(":")
+            if step == "build" and name and name not in seconds and "seconds" in timing:
+                seconds[name] = float(timing["seconds"])
+    return seconds
+
+
+def longest_first(names: list[str], seconds: dict[str, float]) -> list[int]:
+    """Indices of `names`, the longest expected build first: a greedy longest-processing-time order, so
+    the last build to start is a short one and the workers finish together. A definition never built
+    yet goes first (its time is unknown); ties keep the declared order."""
+    return sorted(range(len(names)), key=lambda i: (-seconds.get(names[i], float("inf")), i))
 
 
 def enqueue_retrains(cycle_id: str, model_names: list[str], build_timeout: int | None = None) -> None:
