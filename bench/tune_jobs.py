@@ -44,6 +44,7 @@ def _wrap_parts(totals: collections.Counter, calls: collections.Counter) -> None
 
     import app.ml.search_space as space
     import app.ml.tuning as tuning
+    import app.ml.walk_forward as folds
     import app.services.tuning.trials as trials
 
     def wrap(owner: Any, name: str, label: str) -> None:
@@ -75,6 +76,10 @@ def _wrap_parts(totals: collections.Counter, calls: collections.Counter) -> None
     wrap(space, "sample", "suggest all (sampler + parameters)")
     wrap(tuning, "build_dataset", "dataset")
     wrap(tuning, "walk_forward", "walk-forward (fits, reports, questions)")
+    wrap(folds, "fold_masks", "walk-forward: fold masks")
+    wrap(folds, "_period_skills", "walk-forward: 12-hour skills")
+    wrap(tuning.TrainWindow if hasattr(tuning, "TrainWindow") else trials.window_cache.TrainWindow,
+         "for_definition", "window: a trial's rows")
     wrap(trials, "get_study", "study row")
     wrap(trials, "_jobs_pending", "jobs pending (Redis)")
     wrap(trials, "run_trial", "job body")
