@@ -78,8 +78,9 @@ def _wrap_parts(totals: collections.Counter, calls: collections.Counter) -> None
     wrap(tuning, "walk_forward", "walk-forward (fits, reports, questions)")
     wrap(folds, "fold_masks", "walk-forward: fold masks")
     wrap(folds, "_period_skills", "walk-forward: 12-hour skills")
-    wrap(tuning.TrainWindow if hasattr(tuning, "TrainWindow") else trials.window_cache.TrainWindow,
-         "for_definition", "window: a trial's rows")
+    window_cache = getattr(trials, "window_cache", None)  # absent in code before the shared window
+    if window_cache is not None:
+        wrap(window_cache.TrainWindow, "for_definition", "window: a trial's rows")
     wrap(trials, "get_study", "study row")
     wrap(trials, "_jobs_pending", "jobs pending (Redis)")
     wrap(trials, "run_trial", "job body")
